@@ -1,0 +1,60 @@
+"""Numbers from predictions: how much of the image each class covers, and the table that lines models up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .catalog import LabelSet
+from .engine import Prediction
+
+
+@dataclass(frozen=True)
+class ClassArea:
+    class_id: int
+    name: str
+    color: tuple[int, int, int]
+    pixels: int
+    percent: float
+
+
+def class_areas(mask: np.ndarray, labels: LabelSet) -> list[ClassArea]:
+    """Classes present in `mask`, largest first, with pixel counts and % of the image."""
+    counts = np.bincount(mask.ravel(), minlength=len(labels))
+    total = mask.size
+    present = [int(i) for i in np.flatnonzero(counts)]
+    present.sort(key=lambda i: -counts[i])
+    return [
+        ClassArea(i, _name(labels, i), _color(labels, i), int(counts[i]), 100.0 * counts[i] / total)
+        for i in present
+    ]
+
+
+def _name(labels: LabelSet, class_id: int) -> str:
+    return labels.names[class_id] if class_id < len(labels) else f"class {class_id}"
+
+
+def _color(labels: LabelSet, class_id: int) -> tuple[int, int, int]:
+    return labels.colors[class_id] if class_id < len(labels) else (255, 255, 255)
+
+
+def area_table(predictions: list[Prediction]) -> tuple[list[str], list[list]]:
+    """Headers and rows: one row per (label set, class), a % and a pixel column per model.
+
+    Models that share a label set share rows, so 'person' of two VOC models is one row; a class of
+    another label set gets its own row even when the name is the same, since the definitions differ.
+    Rows are ordered by the largest share any model gives them.
+    """
+    headers = ["class", "label set"]
+    for prediction in predictions:
+        headers += [f"{prediction.spec.name} %", f"{prediction.spec.name} px"]
+    rows: dict[tuple[str, str], list] = {}
+    for column, prediction in enumerate(predictions):
+        for area in class_areas(prediction.mask, prediction.labels):
+            key = (prediction.labels.id, area.name)
+            row = rows.setdefault(key, [area.name, prediction.labels.id] + [0.0, 0] * len(predictions))
+            row[2 + 2 * column] = round(area.percent, 2)
+            row[3 + 2 * column] = area.pixels
+    ordered = sorted(rows.values(), key=lambda row: -max(row[2::2]))
+    return headers, ordered

@@ -1,0 +1,36 @@
+"""Hugging Face Hub files at a pinned revision, in the standard cache ($HF_HOME), named exactly.
+
+A catalog entry's source says `repo`, `revision` (a full commit SHA) and `files`; the backends fetch
+those files and nothing else, so what runs is exactly what the catalog names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from huggingface_hub import hf_hub_download, try_to_load_from_cache
+from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+from . import WeightsUnavailable
+
+
+def cached_file(repo: str, revision: str, filename: str, repo_type: str = "model") -> Path | None:
+    found = try_to_load_from_cache(repo, filename, revision=revision, repo_type=repo_type)
+    return Path(found) if isinstance(found, str) else None
+
+
+def all_cached(repo: str, revision: str, files: list[str], repo_type: str = "model") -> bool:
+    return all(cached_file(repo, revision, name, repo_type) for name in files)
+
+
+def download(repo: str, revision: str, files: list[str], repo_type: str = "model") -> Path:
+    """Each file (from the cache when it is there) -> the snapshot folder that holds them all."""
+    paths = []
+    for name in files:
+        try:
+            paths.append(Path(hf_hub_download(repo, name, revision=revision, repo_type=repo_type)))
+        except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as error:
+            raise WeightsUnavailable(f"{repo}@{revision[:8]}/{name}: {type(error).__name__}: {error}") from error
+    folders = {path.parent for path in paths}
+    assert len(folders) == 1, f"files of {repo} landed in several folders: {folders}"
+    return folders.pop()

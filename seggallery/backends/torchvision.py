@@ -1,0 +1,67 @@
+"""torchvision's segmentation models, loaded through its own weights API (torch hub cache, hash-checked)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+from torchvision.models import segmentation as tv_segmentation
+
+from ..catalog import ModelSpec
+from ..engine import Segmenter
+from . import WeightsUnavailable
+
+
+def weights_enum(spec: ModelSpec):
+    """`"FCN_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1"` -> that torchvision Weights member."""
+    enum_name, member = spec.source["weights"].split(".")
+    return getattr(getattr(tv_segmentation, enum_name), member)
+
+
+def checkpoint_path(spec: ModelSpec) -> Path:
+    """Where torch.hub keeps this checkpoint: $TORCH_HOME/hub/checkpoints/<file name of the URL>."""
+    url = weights_enum(spec).url
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+
+
+def is_cached(spec: ModelSpec) -> bool:
+    return checkpoint_path(spec).is_file()
+
+
+def fetch(spec: ModelSpec) -> None:
+    path = checkpoint_path(spec)
+    if path.is_file():
+        return
+    url = weights_enum(spec).url
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # torchvision's file names end in the first hex digits of the file's sha256: torch.hub checks them.
+    hash_prefix = torch.hub.HASH_REGEX.search(path.name).group(1)
+    try:
+        torch.hub.download_url_to_file(url, str(path), hash_prefix=hash_prefix, progress=True)
+    except (OSError, RuntimeError) as error:  # URLError is an OSError; a hash mismatch is a RuntimeError
+        raise WeightsUnavailable(f"{url}: {error}") from error
+
+
+class TorchvisionSegmenter(Segmenter):
+    def __init__(self, spec: ModelSpec, module: torch.nn.Module, device: torch.device):
+        super().__init__(spec, module, device)
+        # The checkpoint's own eval preprocessing: resize short side, scale to [0, 1], ImageNet mean/std.
+        self.transforms = weights_enum(spec).transforms()
+
+    def preprocess(self, image: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(image).permute(2, 0, 1).contiguous().to(self.device)
+        return self.transforms(tensor).unsqueeze(0)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.module(inputs)["out"]
+
+
+def build(spec: ModelSpec, device: torch.device) -> Segmenter:
+    fetch(spec)
+    builder = getattr(tv_segmentation, spec.source["builder"])
+    model = builder(weights=weights_enum(spec))  # loads the cached file strictly
+    model.aux_classifier = None  # the auxiliary head only helps training: skip it at inference
+    return TorchvisionSegmenter(spec, model, device)

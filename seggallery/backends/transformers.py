@@ -1,0 +1,79 @@
+"""transformers semantic and universal segmentation checkpoints, with each one's own processor.
+
+The catalog names the concrete model class (e.g. SegformerForSemanticSegmentation), so no Auto class
+can be steered by a config's `auto_map` into remote code; trust_remote_code is never set.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import transformers
+
+from ..catalog import ModelSpec
+from ..engine import Segmenter
+from . import hub
+
+_ALLOWED_SUFFIXES = ("ForSemanticSegmentation", "ForUniversalSegmentation")
+
+
+def _model_class(spec: ModelSpec):
+    name = spec.source["model_class"]
+    if not name.endswith(_ALLOWED_SUFFIXES):
+        raise ValueError(f"{spec.id}: {name} is not a segmentation model class")
+    return getattr(transformers, name)
+
+
+def _extra(spec: ModelSpec) -> dict | None:
+    """A second repo some processors read (OneFormer's class-info file), pinned like the model."""
+    return spec.source.get("extra")
+
+
+def is_cached(spec: ModelSpec) -> bool:
+    source, extra = spec.source, _extra(spec)
+    if not hub.all_cached(source["repo"], source["revision"], source["files"]):
+        return False
+    return extra is None or hub.all_cached(extra["repo"], extra["revision"], extra["files"], extra["repo_type"])
+
+
+def fetch(spec: ModelSpec) -> None:
+    _download(spec)
+
+
+def _download(spec: ModelSpec):
+    source, extra = spec.source, _extra(spec)
+    folder = hub.download(source["repo"], source["revision"], source["files"])
+    extra_folder = None
+    if extra is not None:
+        extra_folder = hub.download(extra["repo"], extra["revision"], extra["files"], extra["repo_type"])
+    return folder, extra_folder
+
+
+class TransformersSegmenter(Segmenter):
+    def __init__(self, spec: ModelSpec, module: torch.nn.Module, device: torch.device, processor, task: str | None):
+        super().__init__(spec, module, device)
+        self.processor = processor
+        self.task = task  # universal models (OneFormer) are told which task to solve
+
+    def preprocess(self, image: np.ndarray) -> dict[str, torch.Tensor]:
+        extra = {"task_inputs": [self.task]} if self.task else {}
+        batch = self.processor(images=image, return_tensors="pt", **extra)
+        return {name: value.to(self.device) for name, value in batch.items()}
+
+    def forward(self, inputs: dict[str, torch.Tensor]):
+        return self.module(**inputs)
+
+    def postprocess(self, outputs, size: tuple[int, int]) -> torch.Tensor:
+        return self.processor.post_process_semantic_segmentation(outputs, target_sizes=[tuple(size)])[0]
+
+
+def build(spec: ModelSpec, device: torch.device) -> Segmenter:
+    folder, extra_folder = _download(spec)
+    processor_class = getattr(transformers, spec.source.get("processor_class", "AutoImageProcessor"))
+    overrides = {"repo_path": str(extra_folder)} if extra_folder is not None else {}
+    processor = processor_class.from_pretrained(str(folder), **overrides)
+    model = _model_class(spec).from_pretrained(str(folder))
+    num_labels = len(model.config.id2label)
+    if num_labels != len(spec.label_set):
+        raise ValueError(f"{spec.id}: checkpoint predicts {num_labels} classes, label set {spec.labels} has {len(spec.label_set)}")
+    return TransformersSegmenter(spec, model, device, processor, spec.source.get("task"))

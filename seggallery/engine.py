@@ -1,0 +1,302 @@
+"""Running models: device choice, the Segmenter pipeline, true per-step timings and the model cache.
+
+A backend turns a ModelSpec into a Segmenter (preprocess -> forward -> postprocess). The engine times
+each step (CUDA events on a GPU, so the numbers are true without a host sync per step), keeps loaded
+models in a cache bounded in bytes, and turns every failure into a Failure value so that one broken
+model never takes the others down.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .catalog import LabelSet, ModelSpec, get_spec
+
+DEVICE_ENV = "SEGGALLERY_DEVICE"
+
+
+def pick_device(preferred: str | None = None) -> torch.device:
+    """CUDA, then Apple MPS, then CPU, unless `preferred` or $SEGGALLERY_DEVICE names one."""
+    preferred = preferred or os.environ.get(DEVICE_ENV) or "auto"
+    if preferred != "auto":
+        device = torch.device(preferred)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"device {preferred!r} was asked for but CUDA is not available here")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise RuntimeError(f"device {preferred!r} was asked for but Apple MPS is not available here")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
+
+
+@dataclass
+class Prediction:
+    """One model's answer for one image: a label map at the image's size plus how it was obtained."""
+
+    spec: ModelSpec
+    mask: np.ndarray  # H x W, int32 class ids of spec.label_set
+    timings_ms: dict[str, float]  # preprocess / forward / postprocess / total (+ load on a cold call)
+    device: str
+    precision: str
+    cold: bool  # the model was loaded (and maybe downloaded) during this call
+    scores: torch.Tensor | None = None  # optional per-class scores at low resolution (C x h x w, CPU)
+
+    @property
+    def labels(self) -> LabelSet:
+        return self.spec.label_set
+
+
+@dataclass
+class Failure:
+    """A model that could not run, with the reason and the command that fixes it."""
+
+    spec: ModelSpec
+    reason: str
+    fix: str = ""
+
+
+Result = Prediction | Failure
+
+
+class Segmenter:
+    """A loaded model: `predict(image)` = preprocess -> forward -> postprocess, each timed.
+
+    Backends subclass this and override `preprocess` (uint8 RGB H x W x 3 array -> model input on the
+    device, exactly as the checkpoint was evaluated upstream), and where needed `forward` and
+    `postprocess` (model output -> H x W class-id tensor at the original size).
+    """
+
+    precision = "fp32"
+
+    def __init__(self, spec: ModelSpec, module: torch.nn.Module, device: torch.device):
+        self.spec = spec
+        self.device = device
+        self.module = module.eval().to(device)
+
+    @property
+    def labels(self) -> LabelSet:
+        return self.spec.label_set
+
+    def preprocess(self, image: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    def forward(self, inputs: Any) -> Any:
+        return self.module(inputs)
+
+    def postprocess(self, outputs: Any, size: tuple[int, int]) -> torch.Tensor:
+        return upsample_argmax(outputs, size)
+
+    def nbytes(self) -> int:
+        tensors = [*self.module.parameters(), *self.module.buffers()]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    @torch.inference_mode()
+    def predict(self, image: np.ndarray) -> Prediction:
+        timer = StepTimer(self.device)
+        inputs = self.preprocess(image)
+        timer.mark("preprocess")
+        outputs = self.forward(inputs)
+        timer.mark("forward")
+        mask = self.postprocess(outputs, image.shape[:2])
+        timer.mark("postprocess")
+        mask_np = mask.to("cpu", torch.int32).numpy()  # the one host sync of this call
+        timings = timer.finish()
+        return Prediction(self.spec, mask_np, timings, device_name(self.device), self.precision, cold=False)
+
+
+def upsample_argmax(logits: torch.Tensor, size: tuple[int, int], chunk: int = 16) -> torch.Tensor:
+    """Bilinearly resize 1 x C x h x w logits to `size` and take the argmax over classes.
+
+    Classes are resized a chunk at a time while a running maximum is kept, so a 150-class model on a
+    large photo needs memory for `chunk` full-size channels instead of C; the result is identical to
+    resizing all channels at once (each channel is interpolated independently, first maximum wins).
+    """
+    logits = logits[0] if logits.dim() == 4 else logits
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits.argmax(0)
+    best_value = best_index = None
+    for start in range(0, logits.shape[0], chunk):
+        resized = F.interpolate(logits[None, start : start + chunk], size=size, mode="bilinear", align_corners=False)[0]
+        value, index = resized.max(0)
+        if best_value is None:
+            best_value, best_index = value, index
+        else:
+            better = value > best_value
+            best_value = torch.where(better, value, best_value)
+            best_index = torch.where(better, index + start, best_index)
+    return best_index
+
+
+class StepTimer:
+    """Milliseconds per pipeline step. On CUDA it records events and synchronises once, at the end."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.names: list[str] = []
+        if self.cuda:
+            self.marks = [torch.cuda.Event(enable_timing=True)]
+            self.marks[0].record()
+        else:
+            if device.type == "mps":
+                torch.mps.synchronize()
+            self.device = device
+            self.marks = [time.perf_counter()]
+
+    def mark(self, name: str) -> None:
+        self.names.append(name)
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            self.marks.append(event)
+        else:
+            if self.device.type == "mps":
+                torch.mps.synchronize()
+            self.marks.append(time.perf_counter())
+
+    def finish(self) -> dict[str, float]:
+        if self.cuda:
+            self.marks[-1].synchronize()
+            steps = [a.elapsed_time(b) for a, b in zip(self.marks, self.marks[1:])]
+        else:
+            steps = [(b - a) * 1000.0 for a, b in zip(self.marks, self.marks[1:])]
+        timings = dict(zip(self.names, steps))
+        timings["total"] = sum(steps)
+        return timings
+
+
+class ModelCache:
+    """Loaded Segmenters by (model id, device), least recently used first out, bounded in bytes per device."""
+
+    def __init__(self, max_bytes: dict[str, int] | None = None):
+        self.max_bytes = max_bytes or default_cache_budget()
+        self._entries: OrderedDict[tuple[str, str], Segmenter] = OrderedDict()
+        self._lock = threading.RLock()
+
+    def get(self, model_id: str, device: torch.device) -> Segmenter | None:
+        key = (model_id, str(device))
+        with self._lock:
+            segmenter = self._entries.get(key)
+            if segmenter is not None:
+                self._entries.move_to_end(key)
+            return segmenter
+
+    def put(self, segmenter: Segmenter) -> None:
+        key = (segmenter.spec.id, str(segmenter.device))
+        with self._lock:
+            self._entries[key] = segmenter
+            self._entries.move_to_end(key)
+            self._evict(segmenter.device.type, keep=key)
+
+    def _evict(self, device_type: str, keep: tuple[str, str]) -> None:
+        budget = self.max_bytes.get(device_type, self.max_bytes.get("cpu", 0))
+        while self.bytes_used(device_type) > budget:
+            victim = next((k for k, s in self._entries.items() if s.device.type == device_type and k != keep), None)
+            if victim is None:
+                break  # a single model larger than the budget stays: evicting it would make it unusable
+            del self._entries[victim]
+        if device_type == "cuda":
+            torch.cuda.empty_cache()
+
+    def bytes_used(self, device_type: str) -> int:
+        return sum(s.nbytes() for s in self._entries.values() if s.device.type == device_type)
+
+    def resident(self) -> list[tuple[str, str, int]]:
+        """(model id, device, bytes) of every loaded model, most recently used last."""
+        with self._lock:
+            return [(s.spec.id, str(s.device), s.nbytes()) for s in self._entries.values()]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def default_cache_budget() -> dict[str, int]:
+    """Bytes of weights kept loaded: $SEGGALLERY_CACHE_MB (CPU) / $SEGGALLERY_GPU_CACHE_MB, else 2 GiB / 60% of the GPU."""
+    cpu = int(os.environ.get("SEGGALLERY_CACHE_MB", 2048)) << 20
+    gpu = os.environ.get("SEGGALLERY_GPU_CACHE_MB")
+    if gpu is not None:
+        gpu_bytes = int(gpu) << 20
+    elif torch.cuda.is_available():
+        gpu_bytes = int(torch.cuda.get_device_properties(0).total_memory * 0.6)
+    else:
+        gpu_bytes = 0
+    return {"cpu": cpu, "mps": cpu, "cuda": gpu_bytes}
+
+
+@dataclass
+class Engine:
+    """Segments images with catalog models, loading each lazily once and keeping it cached."""
+
+    device: torch.device = field(default_factory=pick_device)
+    cache: ModelCache = field(default_factory=ModelCache)
+
+    def __post_init__(self):
+        self._load_locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def segmenter(self, model_id: str) -> tuple[Segmenter, float | None]:
+        """The loaded model and, when this call loaded it, how long loading took in ms."""
+        from .backends import load_segmenter
+
+        cached = self.cache.get(model_id, self.device)
+        if cached is not None:
+            return cached, None
+        with self._locks_guard:
+            lock = self._load_locks.setdefault(model_id, threading.Lock())
+        with lock:  # two sessions asking for the same cold model load it once
+            cached = self.cache.get(model_id, self.device)
+            if cached is not None:
+                return cached, None
+            start = time.perf_counter()
+            segmenter = load_segmenter(get_spec(model_id), self.device)
+            load_ms = (time.perf_counter() - start) * 1000.0
+            self.cache.put(segmenter)
+            return segmenter, load_ms
+
+    def run(self, image: np.ndarray, model_id: str) -> Result:
+        """One model on one image. Never raises for a model's own failure: returns a Failure instead."""
+        from .backends import describe_failure
+
+        spec = get_spec(model_id)
+        try:
+            segmenter, load_ms = self.segmenter(model_id)
+            prediction = segmenter.predict(image)
+        except Exception as error:  # noqa: BLE001 - any model failure becomes a card, not a crash
+            reason, fix = describe_failure(spec, error)
+            return Failure(spec, reason, fix)
+        if load_ms is not None:
+            prediction.cold = True
+            prediction.timings_ms = {"load": load_ms, **prediction.timings_ms}
+        return prediction
+
+    def run_many(
+        self,
+        image: np.ndarray,
+        model_ids: list[str],
+        on_progress: Callable[[int, str], None] | None = None,
+    ) -> list[Result]:
+        """Each model in turn, in the order given; `on_progress(index, model_id)` before each."""
+        results = []
+        for index, model_id in enumerate(model_ids):
+            if on_progress is not None:
+                on_progress(index, model_id)
+            results.append(self.run(image, model_id))
+        return results

@@ -1,0 +1,144 @@
+"""The Compare tab: one photo, several models, their overlays side by side with legends, areas and timings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+
+from ..analysis import area_table, class_areas
+from ..catalog import catalog, presets
+from ..engine import Engine, Failure, Prediction, Result
+from ..images import ImageError, LoadedImage, load_image
+from ..render import legend_html, overlay
+from ..report import build_report
+
+MAX_MODELS = 6
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "examples"
+TIMING_COLUMNS = ["model", "device", "precision", "call", "load", "preprocess", "forward", "postprocess", "total"]
+
+
+@dataclass
+class Comparison:
+    """What one Compare click produced, kept per session so the opacity slider can redraw without rerunning."""
+
+    image: LoadedImage
+    results: list[Result]
+
+
+def model_choices() -> list[tuple[str, str]]:
+    return [(f"{spec.name} · {spec.label_set.name.split(' (')[0]}", spec.id) for spec in catalog().values()]
+
+
+def default_models() -> list[str]:
+    return list(next(iter(presets().values()))["models"])
+
+
+def example_images() -> list[str]:
+    return sorted(str(path) for path in EXAMPLES_DIR.glob("*.jpg"))
+
+
+def slot_caption(result: Result) -> str:
+    if isinstance(result, Failure):
+        fix = f"\n\nFix: `{result.fix}`" if result.fix else ""
+        return f"**{result.spec.name} could not run.** {result.reason}{fix}"
+    timing = result.timings_ms
+    load = f" · loaded in {timing['load']:.0f} ms (first use)" if result.cold else ""
+    return f"**{timing['total']:.0f} ms** on {result.device}, {result.precision}{load} · labels: {result.labels.name}"
+
+
+def timing_frame(results: list[Result]) -> pd.DataFrame:
+    rows = []
+    for result in results:
+        if isinstance(result, Prediction):
+            t = result.timings_ms
+            rows.append([result.spec.name, result.device, result.precision, "cold (includes loading)" if result.cold else "warm",
+                         *(round(t[k], 1) if k in t else None for k in ("load", "preprocess", "forward", "postprocess", "total"))])
+    return pd.DataFrame(rows, columns=TIMING_COLUMNS)
+
+
+def area_frame(results: list[Result]) -> pd.DataFrame:
+    headers, rows = area_table([r for r in results if isinstance(r, Prediction)])
+    return pd.DataFrame(rows, columns=headers)
+
+
+def slot_updates(comparison: Comparison | None, opacity: float) -> list:
+    """Per slot: column visibility, overlay image, legend HTML, caption."""
+    results = comparison.results if comparison else []
+    updates = []
+    for index in range(MAX_MODELS):
+        if index >= len(results):
+            updates += [gr.Column(visible=False), None, "", ""]
+            continue
+        result = results[index]
+        if isinstance(result, Failure):
+            updates += [gr.Column(visible=True), gr.Image(value=None, label=result.spec.name), "", slot_caption(result)]
+            continue
+        picture = overlay(comparison.image.pixels, result.mask, result.labels, opacity)
+        legend = legend_html(class_areas(result.mask, result.labels))
+        updates += [gr.Column(visible=True), gr.Image(value=picture, label=result.spec.name), legend, slot_caption(result)]
+    return updates
+
+
+def build_compare_tab(engine: Engine) -> None:
+    with gr.Tab("Compare", id="compare"):
+        with gr.Row():
+            with gr.Column(scale=3):
+                photo = gr.Image(type="filepath", label="Photo", sources=["upload", "clipboard"], height=360)
+                gr.Examples(examples=[[p] for p in example_images()], inputs=[photo], label="Example photos (sources and licences: assets/examples/SOURCES.md)")
+            with gr.Column(scale=2):
+                preset = gr.Dropdown(choices=list(presets()), value=next(iter(presets())), label="Preset", info="a ready-made selection")
+                models = gr.Dropdown(choices=model_choices(), value=default_models(), multiselect=True, max_choices=MAX_MODELS,
+                                     label=f"Models (up to {MAX_MODELS}, shown in this order)")
+                opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Overlay opacity")
+                run_button = gr.Button("Compare", variant="primary")
+                status = gr.Markdown(elem_id="sg-status")
+        slot_outputs = []
+        with gr.Row(equal_height=False):
+            for index in range(MAX_MODELS):
+                with gr.Column(visible=False, min_width=260) as column:
+                    picture = gr.Image(label=f"model {index + 1}", interactive=False, format="png", elem_classes="sg-overlay")
+                    legend = gr.HTML(elem_classes="sg-legend-box")
+                    caption = gr.Markdown(elem_classes="sg-caption")
+                slot_outputs += [column, picture, legend, caption]
+        areas = gr.Dataframe(label="Area per class (% of the image and pixels; models with the same label set share rows)", interactive=False, wrap=True)
+        timings = gr.Dataframe(label="Timings per model (ms; GPU-synchronised)", interactive=False)
+        with gr.Accordion("Report (JSON, same as `python -m seggallery compare` writes)", open=False):
+            report = gr.JSON(label="report")
+        session = gr.State(None)
+
+        def compare(photo_path, model_ids, opacity_value, progress=gr.Progress(track_tqdm=True)):
+            def fail(message: str):
+                return [None, message, *slot_updates(None, opacity_value), pd.DataFrame(), pd.DataFrame(), None]
+
+            if not photo_path:
+                return fail("Upload a photo or pick an example first.")
+            if not model_ids:
+                return fail("Pick at least one model.")
+            try:
+                image = load_image(photo_path)
+            except ImageError as error:
+                return fail(f"**This image cannot be used:** {error}.")
+
+            def on_progress(index: int, model_id: str) -> None:
+                cold = engine.cache.get(model_id, engine.device) is None
+                what = "loading (the first use downloads its weights)" if cold else "running"
+                progress(index / len(model_ids), desc=f"{model_id}: {what}")
+
+            results = engine.run_many(image.pixels, list(model_ids)[:MAX_MODELS], on_progress=on_progress)
+            comparison = Comparison(image, results)
+            failed = sum(isinstance(r, Failure) for r in results)
+            notes = "".join(f" {note}." for note in image.notes)
+            message = f"{len(results) - failed} of {len(results)} models ran on {image.pixels.shape[1]}x{image.pixels.shape[0]} pixels.{notes}"
+            return [comparison, message, *slot_updates(comparison, opacity_value), area_frame(results),
+                    timing_frame(results), build_report(image, results, Path(photo_path).name)]
+
+        def redraw(comparison, opacity_value):
+            return slot_updates(comparison, opacity_value)
+
+        run_button.click(compare, inputs=[photo, models, opacity], outputs=[session, status, *slot_outputs, areas, timings, report], api_name="compare")
+        opacity.release(redraw, inputs=[session, opacity], outputs=slot_outputs, api_name=False)
+        preset.change(lambda name: presets()[name]["models"], inputs=[preset], outputs=[models], api_name=False)
