@@ -37,3 +37,14 @@ def model_table_markdown() -> str:
             f"{_metric_text(spec)} | {spec.license} | [paper]({spec.paper}) |"
         )
     return "\n".join(lines)
+
+
+def hub_repos() -> list[str]:
+    """Every Hugging Face Hub model repo the catalog loads from (the Space card's `models:` list)."""
+    repos = {spec.source["repo"] for spec in catalog().values() if "repo" in spec.source}
+    repos |= {spec.source["mirror"]["repo"] for spec in catalog().values() if "mirror" in spec.source}
+    return sorted(repos)
+
+
+def space_models_yaml() -> str:
+    return "models:\n" + "".join(f"  - {repo}\n" for repo in hub_repos())

@@ -9,7 +9,13 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -73,3 +79,62 @@ def photo_png(tmp_path_factory, photo) -> Path:
     path = tmp_path_factory.mktemp("photo") / "astronaut.png"
     Image.fromarray(photo).save(path)
     return path
+
+
+APP_MODELS = ("fcn_resnet50", "deeplabv3_resnet50", "lraspp_mobilenet_v3_large")
+
+
+@dataclass
+class AppServer:
+    url: str
+    models_with_weights: tuple[str, ...]
+    process: subprocess.Popen
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory, fake_weights):
+    """`python app.py` serving on 127.0.0.1, with a torch cache that holds fake weights for APP_MODELS only."""
+    from seggallery.backends.torchvision import checkpoint_path
+    from seggallery.catalog import get_spec
+
+    torch_home = tmp_path_factory.mktemp("app-torch-home")
+    (torch_home / "hub" / "checkpoints").mkdir(parents=True)
+    for model_id in APP_MODELS:
+        fake_weights(model_id)
+        source = checkpoint_path(get_spec(model_id))
+        os.link(source, torch_home / "hub" / "checkpoints" / source.name)
+    port = _free_port()
+    env = {**os.environ, "TORCH_HOME": str(torch_home), "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_SERVER_PORT": str(port), "PYTHONUNBUFFERED": "1"}
+    log = open(tmp_path_factory.mktemp("app-log") / "app.log", "w+")
+    process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 180
+    while True:
+        if process.poll() is not None:
+            log.seek(0)
+            pytest.fail(f"app.py exited with {process.returncode}:\n{log.read()[-4000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            log.seek(0)
+            pytest.fail(f"app.py did not answer on {url} within 180 s:\n{log.read()[-4000:]}")
+        time.sleep(0.5)
+    yield AppServer(url, APP_MODELS, process)
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()

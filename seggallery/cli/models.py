@@ -6,13 +6,19 @@ import json
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    output.add_argument("--markdown", action="store_true", help="print the README's model table")
 
 
 def run(args) -> int:
     from ..backends import is_cached
     from ..catalog import catalog
+    from ..docs import model_table_markdown
 
+    if args.markdown:
+        print(model_table_markdown())
+        return 0
     rows = []
     for spec in catalog().values():
         rows.append({

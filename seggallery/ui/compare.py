@@ -15,6 +15,7 @@ from ..engine import Engine, Failure, Prediction, Result
 from ..images import ImageError, LoadedImage, load_image
 from ..render import legend_html, overlay
 from ..report import build_report
+from .inputs import PhotoInput
 
 MAX_MODELS = 6
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "examples"
@@ -39,6 +40,10 @@ def default_models() -> list[str]:
 
 def example_images() -> list[str]:
     return sorted(str(path) for path in EXAMPLES_DIR.glob("*.jpg"))
+
+
+def _name_of(photo: str | bytes) -> str:
+    return Path(photo).name if isinstance(photo, str) else "pasted image"
 
 
 def slot_caption(result: Result) -> str:
@@ -87,7 +92,7 @@ def build_compare_tab(engine: Engine) -> None:
     with gr.Tab("Compare", id="compare"):
         with gr.Row():
             with gr.Column(scale=3):
-                photo = gr.Image(type="filepath", label="Photo", sources=["upload", "clipboard"], height=360)
+                photo = PhotoInput(type="filepath", label="Photo", sources=["upload", "clipboard"], height=360)
                 gr.Examples(examples=[[p] for p in example_images()], inputs=[photo], label="Example photos (sources and licences: assets/examples/SOURCES.md)")
             with gr.Column(scale=2):
                 preset = gr.Dropdown(choices=list(presets()), value=next(iter(presets())), label="Preset", info="a ready-made selection")
@@ -134,7 +139,7 @@ def build_compare_tab(engine: Engine) -> None:
             notes = "".join(f" {note}." for note in image.notes)
             message = f"{len(results) - failed} of {len(results)} models ran on {image.pixels.shape[1]}x{image.pixels.shape[0]} pixels.{notes}"
             return [comparison, message, *slot_updates(comparison, opacity_value), area_frame(results),
-                    timing_frame(results), build_report(image, results, Path(photo_path).name)]
+                    timing_frame(results), build_report(image, results, _name_of(photo_path))]
 
         def redraw(comparison, opacity_value):
             return slot_updates(comparison, opacity_value)

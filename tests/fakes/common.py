@@ -20,6 +20,26 @@ def randomize_batchnorm(module: torch.nn.Module, seed: int = 0) -> None:
             layer.running_var.copy_(torch.rand(layer.running_var.shape, generator=generator) + 0.5)
 
 
+@torch.no_grad()
+def randomize_weights(module: torch.nn.Module, seed: int = 0) -> None:
+    """He-normal convolutions, random biases and BatchNorm affine terms and statistics.
+
+    Default initialisations leave some heads (e.g. LR-ASPP) predicting one class everywhere, which would
+    make a mask comparison trivially true; these weights give varied label maps on a real photo.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    for layer in module.modules():
+        if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)):
+            fan_in = layer.weight[0].numel()
+            layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator) * (2.0 / fan_in) ** 0.5)
+            if layer.bias is not None:
+                layer.bias.copy_((torch.rand(layer.bias.shape, generator=generator) - 0.5) * 0.2)
+        elif isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
+            layer.weight.copy_(torch.rand(layer.weight.shape, generator=generator) + 0.5)
+            layer.bias.copy_((torch.rand(layer.bias.shape, generator=generator) - 0.5) * 0.4)
+    randomize_batchnorm(module, seed)
+
+
 def fake_commit(repo: str) -> str:
     return hashlib.sha1(repo.encode()).hexdigest()
 

@@ -7,7 +7,7 @@ from torchvision.models import segmentation as tv_segmentation
 
 from seggallery.backends.torchvision import checkpoint_path, weights_enum
 
-from .common import randomize_batchnorm
+from .common import randomize_weights
 
 
 def write(spec) -> None:
@@ -17,7 +17,7 @@ def write(spec) -> None:
     has_aux = not spec.source["builder"].startswith("lraspp")
     extra = {"aux_loss": True} if has_aux else {}
     model = builder(weights=None, weights_backbone=None, num_classes=len(weights.meta["categories"]), **extra)
-    randomize_batchnorm(model)
+    randomize_weights(model)
     path = checkpoint_path(spec)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), path)

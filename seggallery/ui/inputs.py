@@ -1,0 +1,26 @@
+"""Input components that leave decoding to seggallery.images, so every bad upload gets our clear message."""
+
+from __future__ import annotations
+
+import base64
+
+import gradio as gr
+from gradio.data_classes import ImageData
+
+
+class PhotoInput(gr.Image):
+    """gr.Image that hands the uploaded file over undecoded (a path, or bytes for a data: URL).
+
+    gr.Image would open the file with PIL itself and fail with a generic error on a damaged or
+    non-image upload; seggallery.images.load_image explains what is wrong instead.
+    """
+
+    def get_block_name(self) -> str:
+        return "image"  # the same browser component as gr.Image
+
+    def preprocess(self, payload: ImageData | None) -> str | bytes | None:
+        if payload is None:
+            return None
+        if payload.url and payload.url.startswith("data:"):
+            return base64.b64decode(payload.url.split(",", 1)[1])
+        return payload.path

@@ -1,0 +1,74 @@
+"""Class areas, the merged area table, overlays, legends and mask files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from seggallery.analysis import area_table, class_areas
+from seggallery.catalog import get_spec, label_set
+from seggallery.engine import Prediction
+from seggallery.render import colorize, legend_html, mask_png, overlay, with_legend
+
+VOC = label_set("voc21")
+
+
+def _prediction(model_id: str, mask: np.ndarray) -> Prediction:
+    return Prediction(get_spec(model_id), mask, {"total": 1.0}, "cpu", "fp32", cold=False)
+
+
+def test_class_areas_count_every_pixel_once():
+    mask = np.zeros((10, 20), dtype=np.int32)
+    mask[:5, :10] = 15  # person: 50 px
+    mask[9, :] = 7  # car: 20 px
+    areas = class_areas(mask, VOC)
+    assert [a.name for a in areas] == ["background", "person", "car"]
+    assert [a.pixels for a in areas] == [130, 50, 20]
+    assert sum(a.percent for a in areas) == pytest.approx(100.0)
+    assert areas[1].color == VOC.colors[15]
+
+
+def test_area_table_merges_rows_of_models_that_share_a_label_set():
+    a = np.full((4, 4), 15, dtype=np.int32)
+    b = np.zeros((4, 4), dtype=np.int32)
+    b[:2] = 15
+    ade = np.full((4, 4), 12, dtype=np.int32)  # ADE20K 'person'
+    headers, rows = area_table([_prediction("fcn_resnet50", a), _prediction("deeplabv3_resnet50", b),
+                                _prediction("segformer_b0_ade", ade)])
+    assert headers[:2] == ["class", "label set"] and len(headers) == 2 + 2 * 3
+    by_key = {(r[0], r[1]): r for r in rows}
+    assert by_key[("person", "voc21")][2:6] == [100.0, 16, 50.0, 8]  # one row for both VOC models
+    assert by_key[("person", "ade20k150")][6:8] == [100.0, 16]  # same name, other label set: own row
+    for column in (2, 4, 6):
+        assert sum(r[column] for r in rows) == pytest.approx(100.0)
+
+
+def test_overlay_blends_photo_and_colours():
+    image = np.full((2, 2, 3), 200, dtype=np.uint8)
+    mask = np.array([[0, 15], [15, 0]], dtype=np.int32)
+    assert np.array_equal(overlay(image, mask, VOC, 0.0), image)
+    assert np.array_equal(overlay(image, mask, VOC, 1.0), colorize(mask, VOC))
+    half = overlay(image, mask, VOC, 0.5)
+    expected = (image.astype(float) + np.asarray(VOC.colors[15])) / 2
+    assert np.allclose(half[0, 1], expected[0, 1], atol=1)
+
+
+def test_mask_png_keeps_class_ids_and_palette(tmp_path):
+    mask = np.random.default_rng(0).integers(0, 21, size=(30, 40)).astype(np.int32)
+    path = tmp_path / "mask.png"
+    mask_png(mask, VOC).save(path)
+    reread = Image.open(path)
+    assert reread.mode == "P"
+    assert np.array_equal(np.asarray(reread), mask)
+    assert reread.getpalette()[15 * 3 : 15 * 3 + 3] == list(VOC.colors[15])
+
+
+def test_legends_list_present_classes_with_colours():
+    mask = np.zeros((10, 10), dtype=np.int32)
+    mask[:3] = 15
+    areas = class_areas(mask, VOC)
+    html = legend_html(areas)
+    assert "person" in html and "background" in html and "rgb(192,128,128)" in html
+    drawn = with_legend(overlay(np.zeros((100, 200, 3), np.uint8), mask.repeat(10, 0).repeat(20, 1), VOC), areas, "title")
+    assert drawn.size[0] == 200 and drawn.size[1] > 100

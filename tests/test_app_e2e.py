@@ -1,0 +1,69 @@
+"""The real app: `python app.py` on 127.0.0.1, driven through gradio_client like any API user."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from conftest import EXAMPLES
+
+PHOTO = EXAMPLES / "street-city.jpg"
+
+
+@pytest.fixture(scope="module")
+def client(app_server):
+    return Client(app_server.url, verbose=False)
+
+
+def _compare(client, models):
+    outputs = client.predict(handle_file(str(PHOTO)), models, 0.5, api_name="/compare")
+    status, *rest = outputs
+    slots = [rest[i : i + 3] for i in range(0, 3 * 6, 3)]
+    areas, timings, report = rest[18:]
+    return status, slots, areas, timings, report
+
+
+def test_compare_three_models_end_to_end(client, app_server):
+    models = list(app_server.models_with_weights)
+    status, slots, areas, timings, report = _compare(client, models)
+    assert status.startswith("3 of 3 models ran")
+    width, height = Image.open(PHOTO).size
+    for (image, legend, caption), model_id in zip(slots, models):
+        overlay = Image.open(image["value"])
+        assert overlay.size == (width, height)
+        assert "sg-swatch" in legend and " ms** on cpu" in caption
+    assert all(slot[0] is None or slot[0].get("value") is None for slot in slots[3:])
+    assert [m["id"] for m in report["models"]] == models
+    for model in report["models"]:
+        assert sum(c["percent"] for c in model["classes"]) == pytest.approx(100.0, abs=1e-3)
+        assert sum(c["pixels"] for c in model["classes"]) == width * height
+        assert all(model["timings_ms"][step] > 0 for step in ("preprocess", "forward", "postprocess", "total"))
+    assert len(areas["headers"]) == 2 + 2 * 3
+    assert [row[0] for row in timings["data"]] == [m["name"] for m in report["models"]]
+
+
+def test_model_without_weights_gets_its_message_not_a_crash(client, app_server):
+    models = ["fcn_resnet101", app_server.models_with_weights[-1]]
+    status, slots, areas, timings, report = _compare(client, models)
+    assert status.startswith("1 of 2 models ran")
+    caption = slots[0][2]
+    assert "could not run" in caption and "python -m seggallery fetch fcn_resnet101" in caption
+    assert slots[1][0]["value"] is not None
+    failed = report["models"][0]
+    assert failed["id"] == "fcn_resnet101" and "not in the local cache" in failed["error"]
+    assert app_server.process.poll() is None, "the server is still up"
+
+
+def test_a_file_that_is_not_an_image_gets_a_clear_message(client, tmp_path):
+    bogus = tmp_path / "notes.png"
+    bogus.write_bytes(b"definitely not a PNG")
+    try:
+        outputs = client.predict(handle_file(str(bogus)), ["lraspp_mobilenet_v3_large"], 0.5, api_name="/compare")
+    except Exception as error:  # gradio may refuse the upload itself; then its message must be clear too
+        assert "image" in str(error).lower()
+        return
+    assert "cannot be used" in outputs[0]
