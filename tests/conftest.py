@@ -73,3 +73,15 @@ def photo_png(tmp_path_factory, photo) -> Path:
     path = tmp_path_factory.mktemp("photo") / "astronaut.png"
     Image.fromarray(photo).save(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module that runs real models many times: on a busy 2-core machine two
+    OpenMP threads spin against each other and small models run several times slower than on one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
