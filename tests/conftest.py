@@ -138,3 +138,15 @@ def app_server(tmp_path_factory, fake_weights):
     except subprocess.TimeoutExpired:
         process.kill()
     log.close()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module that runs real models many times: on a busy 2-core machine two
+    OpenMP threads spin against each other and small models run several times slower than on one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -11,6 +11,7 @@ COMMANDS = {
     "models": ("models", "list the catalog and which weights are cached locally"),
     "fetch": ("fetch", "download weights into the standard caches (e.g. while building a Space)"),
     "compare": ("compare", "segment images with several models; write overlays, masks and report.json"),
+    "eval": ("eval", "score models against ground-truth masks over a folder (resumable); write JSON and CSV"),
     "pin": ("pin", "look up the commit SHA of Hub entries that still track a branch"),
 }
 

@@ -15,6 +15,7 @@ from ..engine import Engine, Failure, Prediction, Result
 from ..images import ImageError, LoadedImage, load_image
 from ..render import legend_html, overlay
 from ..report import build_report
+from .evidence import build_evidence_sections
 from .inputs import PhotoInput
 
 MAX_MODELS = 6
@@ -144,6 +145,7 @@ def build_compare_tab(engine: Engine) -> None:
         def redraw(comparison, opacity_value):
             return slot_updates(comparison, opacity_value)
 
-        run_button.click(compare, inputs=[photo, models, opacity], outputs=[session, status, *slot_outputs, areas, timings, report], api_name="compare")
+        compare_event = run_button.click(compare, inputs=[photo, models, opacity], outputs=[session, status, *slot_outputs, areas, timings, report], api_name="compare")
         opacity.release(redraw, inputs=[session, opacity], outputs=slot_outputs, api_name=False)
         preset.change(lambda name: presets()[name]["models"], inputs=[preset], outputs=[models], api_name=False)
+        build_evidence_sections(session, photo, opacity, compare_event)

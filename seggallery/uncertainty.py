@@ -1,0 +1,50 @@
+"""How sure a model is, per pixel: confidence (largest class probability) and normalised entropy.
+
+Both are computed from the model's raw output at the resolution the model produced it (small maps:
+they are upsampled only for display), outside the timed steps, so timings stay those of segmentation.
+Outputs understood: N x C x h x w logits (a tensor, or an object with `.logits` as transformers
+returns), and mask-classification outputs (`class_queries_logits` + `masks_queries_logits`, as
+MaskFormer/Mask2Former/OneFormer return), turned into per-pixel class probabilities the way their
+semantic post-processing does. Anything else gives no maps.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def class_probabilities(outputs: Any) -> torch.Tensor | None:
+    """C x h x w probabilities of the first image of a batch, or None when the output is not understood."""
+    logits = outputs if isinstance(outputs, torch.Tensor) else getattr(outputs, "logits", None)
+    if isinstance(logits, torch.Tensor) and logits.dim() == 4:
+        return logits[0].float().softmax(0)
+    classes = getattr(outputs, "class_queries_logits", None)
+    masks = getattr(outputs, "masks_queries_logits", None)
+    if isinstance(classes, torch.Tensor) and isinstance(masks, torch.Tensor) and masks.dim() == 4:
+        class_probs = classes[0].float().softmax(-1)[:, :-1]  # Q x C, without the "no object" class
+        scores = torch.einsum("qc,qhw->chw", class_probs, masks[0].float().sigmoid())
+        return scores / scores.sum(0, keepdim=True).clamp_min(1e-12)
+    return None
+
+
+def uncertainty_maps(outputs: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(confidence, entropy), each h x w float32 in [0, 1]; entropy is divided by log(C) so that models
+    with different numbers of classes share one scale. (None, None) when the output is not understood."""
+    probs = class_probabilities(outputs)
+    if probs is None:
+        return None, None
+    confidence = probs.max(0).values
+    entropy = -(probs * probs.clamp_min(1e-12).log()).sum(0) / math.log(max(probs.shape[0], 2))
+    return confidence.cpu().numpy().astype(np.float32), entropy.clamp(0, 1).cpu().numpy().astype(np.float32)
+
+
+def upsample_map(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """An h x w map resized bilinearly to `size` (height, width) for display next to the photo."""
+    if values.shape == tuple(size):
+        return values
+    tensor = torch.from_numpy(values)[None, None]
+    return torch.nn.functional.interpolate(tensor, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
