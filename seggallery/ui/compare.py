@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
 import pandas as pd
 
 from ..analysis import area_table, class_areas
@@ -16,7 +15,7 @@ from ..images import ImageError, LoadedImage, load_image
 from ..render import legend_html, overlay
 from ..report import build_report
 from .evidence import build_evidence_sections
-from .inputs import PhotoInput
+from .inputs import PhotoInput, upload_name
 
 MAX_MODELS = 6
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "examples"
@@ -41,10 +40,6 @@ def default_models() -> list[str]:
 
 def example_images() -> list[str]:
     return sorted(str(path) for path in EXAMPLES_DIR.glob("*.jpg"))
-
-
-def _name_of(photo: str | bytes) -> str:
-    return Path(photo).name if isinstance(photo, str) else "pasted image"
 
 
 def slot_caption(result: Result) -> str:
@@ -140,7 +135,7 @@ def build_compare_tab(engine: Engine) -> None:
             notes = "".join(f" {note}." for note in image.notes)
             message = f"{len(results) - failed} of {len(results)} models ran on {image.pixels.shape[1]}x{image.pixels.shape[0]} pixels.{notes}"
             return [comparison, message, *slot_updates(comparison, opacity_value), area_frame(results),
-                    timing_frame(results), build_report(image, results, _name_of(photo_path))]
+                    timing_frame(results), build_report(image, results, upload_name(photo_path))]
 
         def redraw(comparison, opacity_value):
             return slot_updates(comparison, opacity_value)

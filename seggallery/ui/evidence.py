@@ -26,6 +26,7 @@ from ..groundtruth import GroundTruth, load_mask
 from ..images import ImageError
 from ..report import per_class_table, truth_comparisons, write_outputs, zip_folder
 from ..uncertainty import upsample_map
+from .inputs import upload_name
 
 AUTO = "auto"
 KEEP_EXPORTS = 16  # export folders kept on disk (Gradio copies each ZIP into its own cache when shown)
@@ -199,7 +200,7 @@ def build_evidence_sections(session: gr.State, photo: gr.Image, opacity: gr.Slid
                disagreement, confidence, entropy, area_plot, latency_plot, accuracy_plot, download]
 
     def update(comparison, mask_path, labels_choice, opacity_value, photo_path):
-        view = build_view(comparison, mask_path, labels_choice, opacity_value, Path(photo_path).name if photo_path else "")
+        view = build_view(comparison, mask_path, labels_choice, opacity_value, upload_name(photo_path))
         return [view.truth_status, view.truth_table, view.per_class, view.correct, view.confusion, view.agreement_status,
                 view.agreement_plot, view.miou_plot, view.disagreement, view.confidence, view.entropy, view.area_plot,
                 view.latency_plot, view.accuracy_plot,
@@ -210,7 +211,7 @@ def build_evidence_sections(session: gr.State, photo: gr.Image, opacity: gr.Slid
         if comparison is None or not comparison.results:
             return gr.DownloadButton(value=None, interactive=False)
         truth, _ = read_truth(comparison, mask_path, labels_choice)
-        path = export_zip(comparison, truth, opacity_value, Path(photo_path).name if photo_path else "")
+        path = export_zip(comparison, truth, opacity_value, upload_name(photo_path))
         return gr.DownloadButton(value=str(path), interactive=True)
 
     inputs = [session, mask_file, mask_labels, opacity, photo]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import gradio as gr
 from gradio.data_classes import ImageData
@@ -24,3 +25,10 @@ class PhotoInput(gr.Image):
         if payload.url and payload.url.startswith("data:"):
             return base64.b64decode(payload.url.split(",", 1)[1])
         return payload.path
+
+
+def upload_name(upload: str | bytes | None) -> str:
+    """The file name of what PhotoInput handed over, for reports and export names."""
+    if not upload:
+        return ""
+    return Path(upload).name if isinstance(upload, str) else "pasted-image"
