@@ -73,3 +73,13 @@ def photo_png(tmp_path_factory, photo) -> Path:
     path = tmp_path_factory.mktemp("photo") / "astronaut.png"
     Image.fromarray(photo).save(path)
     return path
+
+
+@pytest.fixture
+def empty_hub_cache(tmp_path, monkeypatch) -> Path:
+    """A Hub cache with nothing in it, for this test only (huggingface_hub reads the constant per call)."""
+    from huggingface_hub import constants
+
+    folder = tmp_path / "hub"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(folder))
+    return folder
