@@ -65,10 +65,11 @@ def fake_weights():
 
 @pytest.fixture(scope="session")
 def photo() -> np.ndarray:
-    """A real photo (the astronaut example), decoded once, as the app would decode it."""
+    """A real photo: the astronaut example cropped to a 384x512 portrait, so that a height/width mix-up fails."""
     from seggallery.images import load_image
 
-    return load_image(EXAMPLES / "people-astronaut.jpg").pixels
+    square = load_image(EXAMPLES / "people-astronaut.jpg").pixels
+    return np.ascontiguousarray(square[:, 64:448])
 
 
 @pytest.fixture(scope="session")
@@ -150,3 +151,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def empty_hub_cache(tmp_path, monkeypatch) -> Path:
+    """A Hub cache with nothing in it, for this test only (huggingface_hub reads the constant per call)."""
+    from huggingface_hub import constants
+
+    folder = tmp_path / "hub"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(folder))
+    return folder

@@ -7,6 +7,7 @@ those files and nothing else, so what runs is exactly what the catalog names.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from huggingface_hub import hf_hub_download, try_to_load_from_cache
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
@@ -14,13 +15,26 @@ from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 from . import WeightsUnavailable
 
 
+class PinnedFile(NamedTuple):
+    """One file of a Hub repo at a pinned revision."""
+
+    repo: str
+    revision: str
+    name: str
+    repo_type: str = "model"
+
+
+def pinned(repo: str, revision: str, files: list[str], repo_type: str = "model") -> list[PinnedFile]:
+    return [PinnedFile(repo, revision, name, repo_type) for name in files]
+
+
 def cached_file(repo: str, revision: str, filename: str, repo_type: str = "model") -> Path | None:
     found = try_to_load_from_cache(repo, filename, revision=revision, repo_type=repo_type)
     return Path(found) if isinstance(found, str) else None
 
 
-def all_cached(repo: str, revision: str, files: list[str], repo_type: str = "model") -> bool:
-    return all(cached_file(repo, revision, name, repo_type) for name in files)
+def all_cached(files: list[PinnedFile]) -> bool:
+    return all(cached_file(f.repo, f.revision, f.name, f.repo_type) for f in files)
 
 
 def download(repo: str, revision: str, files: list[str], repo_type: str = "model") -> Path:

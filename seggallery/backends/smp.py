@@ -18,16 +18,21 @@ from . import hub
 DEFAULT_FILES = ["config.json", "model.safetensors", "albumentations_config_eval.json"]
 
 
-def _files(spec: ModelSpec) -> list[str]:
+def files(spec: ModelSpec) -> list[str]:
+    """The repo files this checkpoint needs: the catalog's list, else the smp-hub layout."""
     return list(spec.source.get("files", DEFAULT_FILES))
 
 
+def pinned_files(spec: ModelSpec) -> list[hub.PinnedFile]:
+    return hub.pinned(spec.source["repo"], spec.source["revision"], files(spec))
+
+
 def is_cached(spec: ModelSpec) -> bool:
-    return hub.all_cached(spec.source["repo"], spec.source["revision"], _files(spec))
+    return hub.all_cached(pinned_files(spec))
 
 
 def fetch(spec: ModelSpec) -> None:
-    hub.download(spec.source["repo"], spec.source["revision"], _files(spec))
+    hub.download(spec.source["repo"], spec.source["revision"], files(spec))
 
 
 class SmpSegmenter(Segmenter):
@@ -41,7 +46,7 @@ class SmpSegmenter(Segmenter):
 
 
 def build(spec: ModelSpec, device: torch.device) -> Segmenter:
-    folder = hub.download(spec.source["repo"], spec.source["revision"], _files(spec))
+    folder = hub.download(spec.source["repo"], spec.source["revision"], files(spec))
     model = smp.from_pretrained(str(folder))  # reads config.json + model.safetensors, strict
     transform = albumentations.Compose.from_pretrained(str(folder), key="eval")
     return SmpSegmenter(spec, model, device, transform)

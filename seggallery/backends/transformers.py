@@ -6,6 +6,8 @@ can be steered by a config's `auto_map` into remote code; trust_remote_code is n
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 import transformers
@@ -29,11 +31,16 @@ def _extra(spec: ModelSpec) -> dict | None:
     return spec.source.get("extra")
 
 
-def is_cached(spec: ModelSpec) -> bool:
+def pinned_files(spec: ModelSpec) -> list[hub.PinnedFile]:
     source, extra = spec.source, _extra(spec)
-    if not hub.all_cached(source["repo"], source["revision"], source["files"]):
-        return False
-    return extra is None or hub.all_cached(extra["repo"], extra["revision"], extra["files"], extra["repo_type"])
+    found = hub.pinned(source["repo"], source["revision"], source["files"])
+    if extra is not None:
+        found += hub.pinned(extra["repo"], extra["revision"], extra["files"], extra["repo_type"])
+    return found
+
+
+def is_cached(spec: ModelSpec) -> bool:
+    return hub.all_cached(pinned_files(spec))
 
 
 def fetch(spec: ModelSpec) -> None:
@@ -67,11 +74,21 @@ class TransformersSegmenter(Segmenter):
         return self.processor.post_process_semantic_segmentation(outputs, target_sizes=[tuple(size)])[0]
 
 
-def build(spec: ModelSpec, device: torch.device) -> Segmenter:
-    folder, extra_folder = _download(spec)
+def load_processor(spec: ModelSpec, folder: Path, extra_folder: Path | None):
+    """The checkpoint's own processor, from its snapshot folder.
+
+    OneFormer's image processor reads its class-info file from `repo_path`, a second repo that it
+    would otherwise fetch at that repo's moving main; pointing it at the pinned snapshot keeps it
+    pinned (and offline-capable once `fetch` has run).
+    """
     processor_class = getattr(transformers, spec.source.get("processor_class", "AutoImageProcessor"))
     overrides = {"repo_path": str(extra_folder)} if extra_folder is not None else {}
-    processor = processor_class.from_pretrained(str(folder), **overrides)
+    return processor_class.from_pretrained(str(folder), **overrides)
+
+
+def build(spec: ModelSpec, device: torch.device) -> Segmenter:
+    folder, extra_folder = _download(spec)
+    processor = load_processor(spec, folder, extra_folder)
     model = _model_class(spec).from_pretrained(str(folder))
     num_labels = len(model.config.id2label)
     if num_labels != len(spec.label_set):
