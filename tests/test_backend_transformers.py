@@ -122,3 +122,28 @@ def test_checkpoint_classes_match_the_label_set(model_id, fake_weights):
     fake_weights(model_id)
     config = transformers.AutoConfig.from_pretrained(spec.source["repo"], revision=spec.source["revision"])
     assert [config.id2label[i] for i in range(len(config.id2label))] == list(spec.label_set.names)
+
+
+def test_a_checkpoint_that_lacks_weights_is_refused(fake_weights, tmp_path):
+    """from_pretrained would fill missing weights at random and only warn; the backend refuses instead."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from seggallery.backends import hub
+    from seggallery.backends.transformers import load_model
+
+    spec = get_spec("segformer_b0_ade")
+    fake_weights(spec.id)
+    snapshot = hub.download(spec.source["repo"], spec.source["revision"], spec.source["files"])
+    folder = tmp_path / "checkpoint"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copyfile(snapshot / name, folder / name)
+    assert load_model(spec, folder) is not None
+    tensors = load_file(folder / "model.safetensors")
+    dropped = next(key for key in tensors if key.startswith("decode_head.classifier"))
+    del tensors[dropped]
+    save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ValueError, match="does not fit SegformerForSemanticSegmentation: 1 missing keys"):
+        load_model(spec, folder)

@@ -86,10 +86,24 @@ def load_processor(spec: ModelSpec, folder: Path, extra_folder: Path | None):
     return processor_class.from_pretrained(str(folder), **overrides)
 
 
+def load_model(spec: ModelSpec, folder: Path) -> torch.nn.Module:
+    """The model with every weight from the checkpoint.
+
+    from_pretrained only warns about weights the checkpoint lacks and initialises them at random, which
+    would show a plausible-looking but meaningless map; a checkpoint that does not fill the model is refused.
+    """
+    model, info = _model_class(spec).from_pretrained(str(folder), output_loading_info=True)
+    gaps = {kind: sorted(info[kind]) for kind in ("missing_keys", "mismatched_keys") if info.get(kind)}
+    if gaps:
+        details = "; ".join(f"{len(keys)} {kind.replace('_', ' ')}, e.g. {keys[0]}" for kind, keys in gaps.items())
+        raise ValueError(f"{spec.id}: the checkpoint does not fit {spec.source['model_class']}: {details}")
+    return model
+
+
 def build(spec: ModelSpec, device: torch.device) -> Segmenter:
     folder, extra_folder = _download(spec)
     processor = load_processor(spec, folder, extra_folder)
-    model = _model_class(spec).from_pretrained(str(folder))
+    model = load_model(spec, folder)
     num_labels = len(model.config.id2label)
     if num_labels != len(spec.label_set):
         raise ValueError(f"{spec.id}: checkpoint predicts {num_labels} classes, label set {spec.labels} has {len(spec.label_set)}")
