@@ -1,4 +1,4 @@
-"""The Explanations tab in the app: built into the Blocks, served on 127.0.0.1 and driven with gradio_client."""
+"""The Explanations tab in the app: built into the Blocks, and the real app on 127.0.0.1 driven with gradio_client."""
 
 from __future__ import annotations
 
@@ -32,14 +32,10 @@ def test_the_tab_and_its_card_picker_are_in_the_app():
 
 
 @pytest.fixture(scope="module")
-def client(fake_weights):
-    fake_weights("lraspp_mobilenet_v3_large")
-    app = build_app(Engine(device=CPU))
-    app.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
-    try:
-        yield Client(app.local_url, verbose=False)
-    finally:
-        app.close()
+def client(app_server):
+    """The real app (`python app.py`, see conftest.app_server), with fake weights for the LR-ASPP among others."""
+    assert "lraspp_mobilenet_v3_large" in app_server.models_with_weights
+    return Client(app_server.url, verbose=False)
 
 
 def test_a_card_is_served_with_its_diagram(client):

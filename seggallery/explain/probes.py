@@ -161,17 +161,17 @@ def capture(segmenter: Segmenter, inputs: Any, probe: Probe) -> tuple[Inside, An
     """Run `segmenter.forward(inputs)` once with the probe's hooks attached: (what they saw, the outputs)."""
     owner = threading.get_ident()
     modules = dict(segmenter.module.named_modules())
-    kept: dict[str, torch.Tensor] = {}
+    kept: dict[tuple[str, str], torch.Tensor] = {}  # (path, take): one module may be tapped for input and output
     shapes: list[tuple[str, tuple[int, ...]]] = []
     handles = []
 
     def tap_hook(tap: Tap):
         def hook(module, args, kwargs, output):
-            if threading.get_ident() != owner or tap.path in kept:
+            if threading.get_ident() != owner or (tap.path, tap.take) in kept:
                 return  # another thread's call, or a module that runs twice: keep the first
             tensor = first_tensor(output) if tap.take == "output" else first_tensor([*args, *kwargs.values()])
             if tensor is not None and tensor.dim() >= 2:
-                kept[tap.path] = _keep(tensor)
+                kept[(tap.path, tap.take)] = _keep(tensor)
         return hook
 
     def ladder_hook(name: str):
@@ -201,9 +201,9 @@ def capture(segmenter: Segmenter, inputs: Any, probe: Probe) -> tuple[Inside, An
 
     captured = []
     for tap in probe.taps:
-        if tap.path in kept:
+        if (tap.path, tap.take) in kept:
             layer = _atrous_conv(modules[tap.path]) if tap.take == "output" else ""
-            captured.append(Captured(tap, kept[tap.path], layer=layer))
+            captured.append(Captured(tap, kept[(tap.path, tap.take)], layer=layer))
         elif tap.path.startswith(OUTPUT_PREFIX):
             found = _from_output(tap, outputs)
             if found is None:

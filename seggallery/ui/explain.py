@@ -14,6 +14,7 @@ from ..explain.probes import look_inside, probed_models
 from ..explain.views import all_pictures, ladder_chart, ladder_rows
 from ..images import ImageError, load_image
 from .compare import MAX_MODELS, example_images, model_choices, select_models
+from .inputs import PhotoInput
 
 LADDER_COLUMNS = ["step", "modules", "h x w", "of the input", "channels"]
 TASK_WORDS = {"semantic": "semantic segmentation", "instance": "instance segmentation", "panoptic": "panoptic segmentation",
@@ -110,17 +111,17 @@ def compare_these(card_id: str):
     return gr.Tabs(selected="compare"), gr.Dropdown(choices=model_choices(), value=ids, multiselect=True)
 
 
-def look(engine: Engine, photo_path: str | None, model_id: str | None):
+def look(engine: Engine, photo: str | bytes | None, model_id: str | None):
     """(status markdown, gallery items, captions markdown, ladder chart, ladder table) for one model on one photo."""
     empty = ([], "", None, pd.DataFrame(columns=LADDER_COLUMNS))
     if not model_id:
         return ("No model of this architecture can run here yet, so there is nothing to watch.", *empty)
     if model_id not in catalog():
         return (f"There is no model {model_id!r} in the catalog.", *empty)
-    if not photo_path:
+    if not photo:
         return ("Upload a photo or pick an example first.", *empty)
     try:
-        image = load_image(photo_path)
+        image = load_image(photo)  # a path, or the bytes of a pasted image (PhotoInput leaves decoding to us)
     except ImageError as error:
         return (f"**This image cannot be used:** {error}.", *empty)
     inside = look_inside(engine, model_id, image.pixels)
@@ -162,7 +163,7 @@ def build_explain_tab(engine: Engine, tabs: gr.Tabs, compare_models: gr.Dropdown
         gr.Markdown("### Watch the mechanism on your photo")
         with gr.Row():
             with gr.Column(scale=3):
-                photo = gr.Image(type="filepath", label="Photo", sources=["upload", "clipboard"], height=300)
+                photo = PhotoInput(type="filepath", label="Photo", sources=["upload", "clipboard"], height=300)
                 gr.Examples(examples=[[p] for p in example_images()], inputs=[photo], label="Example photos")
             with gr.Column(scale=2):
                 choices = live_choices(first)
@@ -182,6 +183,6 @@ def build_explain_tab(engine: Engine, tabs: gr.Tabs, compare_models: gr.Dropdown
         picker.change(show_card, inputs=[picker], outputs=[heading, diagram, text, sources, runnable, compare_button, model],
                       api_name="explain_card")
         compare_button.click(compare_these, inputs=[picker], outputs=[tabs, compare_models], api_name=False)
-        look_button.click(lambda photo_path, model_id: look(engine, photo_path, model_id), inputs=[photo, model],
+        look_button.click(lambda photo_value, model_id: look(engine, photo_value, model_id), inputs=[photo, model],
                           outputs=[status, gallery, captions, ladder_image, ladder_table], api_name="look_inside")
 
