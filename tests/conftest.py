@@ -29,6 +29,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["SEGGALLERY_DEVICE"] = "cpu"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ["SEGGALLERY_CACHE"] = str(_CACHES / "seggallery")  # drawn explanation diagrams
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "assets" / "examples"

@@ -9,6 +9,7 @@ from ..render import LEGEND_CSS
 from .about import build_about_tab
 from .compare import build_compare_tab
 from .evaluate import build_evaluate_tab
+from .explain import build_explain_tab
 
 QUEUE_CONCURRENCY = 2  # Compare events that run at once; more would only compete for the same cores / GPU
 QUEUE_MAX_SIZE = 32
@@ -18,8 +19,9 @@ def build_app(engine: Engine | None = None) -> gr.Blocks:
     engine = engine or Engine()
     with gr.Blocks(title="SegGallery") as app:
         gr.Markdown("# SegGallery\nCompare pretrained semantic segmentation models side by side on your own photo.")
-        with gr.Tabs():
-            build_compare_tab(engine)
+        with gr.Tabs() as tabs:
+            compare_models = build_compare_tab(engine)
+            build_explain_tab(engine, tabs, compare_models)
             build_evaluate_tab(engine)
             build_about_tab(engine)
     app.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_MAX_SIZE)

@@ -38,6 +38,14 @@ def default_models() -> list[str]:
     return list(next(iter(presets().values()))["models"])
 
 
+def select_models(model_ids: list[str]) -> list[str]:
+    """A value for the Compare tab's model picker: catalog ids only, in the order given, at most MAX_MODELS.
+
+    Other tabs (Explanations' "compare these") set the picker through this.
+    """
+    return [model_id for model_id in model_ids if model_id in catalog()][:MAX_MODELS]
+
+
 def example_images() -> list[str]:
     return sorted(str(path) for path in EXAMPLES_DIR.glob("*.jpg"))
 
@@ -84,7 +92,8 @@ def slot_updates(comparison: Comparison | None, opacity: float) -> list:
     return updates
 
 
-def build_compare_tab(engine: Engine) -> None:
+def build_compare_tab(engine: Engine) -> gr.Dropdown:
+    """The tab's components; returns the model picker so that other tabs can fill it (see select_models)."""
     with gr.Tab("Compare", id="compare"):
         with gr.Row():
             with gr.Column(scale=3):
@@ -144,3 +153,4 @@ def build_compare_tab(engine: Engine) -> None:
         opacity.release(redraw, inputs=[session, opacity], outputs=slot_outputs, api_name=False)
         preset.change(lambda name: presets()[name]["models"], inputs=[preset], outputs=[models], api_name=False)
         build_evidence_sections(session, photo, opacity, compare_event)
+    return models

@@ -1,0 +1,221 @@
+"""Live mechanism view: the hooks named in probes.toml capture tensors of the expected shapes in every
+runnable family, on random weights and a small input, and the captured tensors become pictures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import segmentation_models_pytorch as smp
+import torch
+import transformers
+
+from seggallery.backends import WeightsUnavailable
+from seggallery.backends.smp import SmpSegmenter
+from seggallery.backends.transformers import TransformersSegmenter
+from seggallery.catalog import BACKENDS, catalog, get_spec
+from seggallery.engine import Engine, Failure
+from seggallery.explain import views
+from seggallery.explain.card import card_for_family
+from seggallery.explain.probes import Inside, capture, look_inside, matches, probe_for, probes
+
+H, W = 96, 128  # a small input: every map below is a fraction of it
+CPU = torch.device("cpu")
+
+
+def test_every_catalog_family_and_backend_has_a_probe():
+    missing = sorted({(spec.family, spec.backend) for spec in catalog().values() if probe_for(spec) is None})
+    assert not missing, f"add [[probe]] entries to seggallery/explain/probes.toml for {missing}"
+
+
+def test_every_probe_names_a_known_family_and_backend():
+    for probe in probes():
+        assert probe.backend in BACKENDS
+        assert card_for_family(probe.family) is not None, f"probe for {probe.family!r} has no explanation card"
+        assert probe.look_for and probe.ladder
+
+
+def test_ladder_patterns_match_one_path_component_per_star():
+    assert matches("backbone.*", "backbone.layer1")
+    assert not matches("backbone.*", "backbone.layer1.0")
+    assert matches("encoder.patch_embed*.proj", "encoder.patch_embed3.proj")
+    assert not matches("classifier", "classifier.0")
+
+
+FAKE_BACKENDS = ("torchvision", "mmseg", "native")  # whose tests/fakes writers make quick full-size checkpoints
+
+
+def _from_fake_checkpoint(fake_weights, model_id):
+    fake_weights(model_id)  # a random checkpoint in the backend's real format, loaded by the real backend
+    segmenter, _ = Engine(device=CPU).segmenter(model_id)
+    return segmenter, torch.randn(1, 3, H, W)
+
+
+# The smp and transformers models are built here from their library classes with random weights, with the
+# architecture the catalog checkpoints use, except smaller encoders for UPerNet (ConvNeXt-atto for -tiny)
+# and DPT (ViT-tiny for ViT-L) to keep the test fast: the decoders and their module paths are the same.
+def _smp(model_id):
+    builders = {
+        "smp_segformer_b0_ade": lambda: smp.Segformer("mit_b0", encoder_weights=None, classes=150),
+        "smp_upernet_convnext_tiny": lambda: smp.UPerNet("tu-convnext_atto", encoder_weights=None, classes=150),
+        "smp_dpt_large_ade": lambda: smp.DPT("tu-vit_tiny_patch16_224", encoder_weights=None, classes=150, dynamic_img_size=True),
+    }
+    return SmpSegmenter(get_spec(model_id), builders[model_id](), CPU, transform=None), torch.randn(1, 3, H, W)
+
+
+def _transformers(model_id):
+    spec = get_spec(model_id)
+    pixels = {"pixel_values": torch.randn(1, 3, H, W)}
+    if model_id == "segformer_b0_ade":
+        model = transformers.SegformerForSemanticSegmentation(transformers.SegformerConfig(num_labels=150))
+    elif model_id == "deeplabv3_mobilenet_v2":
+        # output strides 8 and 16: what transformers' conversion scripts set for these two checkpoints
+        model = transformers.MobileNetV2ForSemanticSegmentation(transformers.MobileNetV2Config(num_labels=21, output_stride=8))
+    elif model_id == "deeplabv3_mobilevit_small":
+        model = transformers.MobileViTForSemanticSegmentation(transformers.MobileViTConfig(num_labels=21, output_stride=16))
+    elif model_id == "oneformer_swin_tiny_ade":
+        config = transformers.OneFormerConfig(num_labels=150)
+        model = transformers.OneFormerForUniversalSegmentation(config)
+        pixels["task_inputs"] = torch.randint(0, 1000, (1, config.task_seq_len))  # token ids, as the processor makes
+    else:
+        raise KeyError(model_id)
+    return TransformersSegmenter(spec, model, CPU, processor=None, task=None), pixels
+
+
+# model id -> {tap path: expected (channels, height, width)}. One model per (family, backend): the torchvision
+# DeepLabV3s share one head, so the MobileNetV3 one (output stride 16, quicker) stands for the ResNets too.
+EXPECTED = {
+    "fcn_resnet50": {"backbone.layer4": (2048, 12, 16), "classifier.2": (512, 12, 16), "classifier": (21, 12, 16)},
+    "deeplabv3_mobilenet_v3_large": {  # MobileNetV3's last stage is dilated: output stride 16
+        **{f"classifier.0.convs.{i}": (256, 6, 8) for i in range(4)},
+        "classifier.0.convs.4.3": (256, 1, 1), "classifier": (21, 6, 8)},
+    "lraspp_mobilenet_v3_large": {
+        "classifier.cbr": (128, 6, 8), "classifier.scale": (128, 1, 1), "classifier.high_classifier": (21, 12, 16),
+        "classifier.low_classifier": (21, 12, 16), "classifier": (21, 12, 16)},
+    "segformer_b0_ade": {
+        "decode_head.linear_projections.0": (32, 24, 32), "decode_head.linear_projections.1": (64, 12, 16),
+        "decode_head.linear_projections.2": (160, 6, 8), "decode_head.linear_projections.3": (256, 3, 4),
+        "decode_head.activation": (256, 24, 32), "decode_head.classifier": (150, 24, 32)},
+    "smp_segformer_b0_ade": {
+        "decoder.mlp_stage.3": (32, 24, 32), "decoder.mlp_stage.2": (64, 12, 16), "decoder.mlp_stage.1": (160, 6, 8),
+        "decoder.mlp_stage.0": (256, 3, 4), "decoder.fuse_stage": (256, 24, 32), "segmentation_head.0": (150, 24, 32)},
+    "deeplabv3_mobilenet_v2": {
+        "segmentation_head.conv_aspp": (256, 12, 16), "segmentation_head.conv_pool": (256, 1, 1),
+        "segmentation_head.conv_projection": (256, 12, 16), "segmentation_head.classifier": (21, 12, 16)},
+    "deeplabv3_mobilevit_small": {
+        **{f"segmentation_head.aspp.convs.{i}": (256, 6, 8) for i in range(4)},
+        "segmentation_head.aspp.convs.4.conv_1x1": (256, 1, 1), "segmentation_head.aspp.project": (256, 6, 8),
+        "segmentation_head.classifier": (21, 6, 8)},
+    # mmsegmentation checkpoints on SegGallery's modules (R50-D8: output stride 8; UPerNet's R50: 32)
+    "fcn_r50_d8_voc": {"backbone.layer4": (2048, 12, 16), "decode_head.conv_cat": (512, 12, 16), "decode_head.conv_seg": (21, 12, 16)},
+    "pspnet_r50_d8_voc": {
+        **{f"decode_head.psp_modules.{i}": (512, s, s) for i, s in enumerate((1, 2, 3, 6))},
+        "decode_head.bottleneck": (512, 12, 16), "decode_head.conv_seg": (21, 12, 16)},
+    "deeplabv3_r50_d8_voc": {
+        "decode_head.image_pool": (512, 1, 1), **{f"decode_head.aspp_modules.{i}": (512, 12, 16) for i in range(4)},
+        "decode_head.bottleneck": (512, 12, 16), "decode_head.conv_seg": (21, 12, 16)},
+    "deeplabv3plus_r50_d8_voc": {
+        "decode_head.image_pool": (512, 1, 1), "decode_head.bottleneck": (512, 12, 16),
+        "decode_head.c1_bottleneck": (48, 24, 32), "decode_head.sep_bottleneck": (512, 24, 32),
+        "decode_head.conv_seg": (21, 24, 32)},
+    "upernet_r50_voc": {
+        "decode_head.psp_modules.0": (512, 1, 1), "decode_head.psp_modules.3": (512, 6, 6),
+        "decode_head.bottleneck": (512, 3, 4), "decode_head.fpn_convs.0": (512, 24, 32),
+        "decode_head.fpn_bottleneck": (512, 24, 32), "decode_head.conv_seg": (21, 24, 32)},
+    "enet_camvid": {
+        "initial_block": (16, 48, 64), "downsample1_0": (64, 24, 32), "upsample4_0": (64, 24, 32),
+        "upsample5_0": (16, 48, 64), "transposed_conv": (12, 96, 128)},
+    "oneformer_swin_tiny_ade": {
+        "model.pixel_level_module.decoder.input_projections.0": (768, 3, 4),
+        "model.pixel_level_module.decoder.mask_projection": (256, 24, 32), "output": (150, 24, 32)},
+    "smp_upernet_convnext_tiny": {
+        "decoder.psp.blocks.0": (256, 1, 1), "decoder.psp.blocks.1": (256, 2, 2), "decoder.psp.blocks.2": (256, 3, 3),
+        "decoder.psp.blocks.3": (256, 6, 6), "decoder.psp": (256, 3, 4), "decoder.fpn_conv_blocks.2": (256, 24, 32),
+        "decoder.fusion_block": (256, 24, 32), "segmentation_head.0": (150, 24, 32)},
+    "smp_dpt_large_ade": {
+        "decoder.reassemble_blocks.0": (256, 24, 32), "decoder.reassemble_blocks.3": (256, 3, 4),
+        "decoder.fusion_blocks.0": (256, 6, 8), "decoder.fusion_blocks.3": (256, 48, 64),
+        "segmentation_head.head": (150, 48, 64)},
+}
+ATROUS = {"deeplabv3_mobilenet_v3_large": [12, 24, 36], "deeplabv3_mobilevit_small": [6, 12, 18],
+          "deeplabv3_r50_d8_voc": [12, 24, 36], "deeplabv3plus_r50_d8_voc": [12]}
+# Entries for models that are not in this checkout's catalog (families other branches add) wait for them.
+RUNNABLE = [model_id for model_id in EXPECTED if model_id in catalog()]
+
+
+def test_expected_shapes_cover_every_probed_family():
+    covered = {(get_spec(model_id).family, get_spec(model_id).backend) for model_id in RUNNABLE}
+    assert covered == {(p.family, p.backend) for p in probes() if any(
+        spec.family == p.family and spec.backend == p.backend for spec in catalog().values())}
+
+
+def _segmenter(model_id, fake_weights):
+    backend = get_spec(model_id).backend
+    if backend in FAKE_BACKENDS:
+        return _from_fake_checkpoint(fake_weights, model_id)
+    return _smp(model_id) if backend == "smp" else _transformers(model_id)
+
+
+@pytest.mark.parametrize("model_id", RUNNABLE)
+def test_hooks_capture_the_expected_shapes(model_id, fake_weights, photo):
+    torch.manual_seed(0)
+    segmenter, inputs = _segmenter(model_id, fake_weights)
+    probe = probe_for(segmenter.spec)
+    names = [name for name, _ in segmenter.module.named_modules()]
+    for pattern in probe.ladder:
+        assert any(matches(pattern, name) for name in names), f"ladder pattern {pattern!r} matches no module of {model_id}"
+    inside, _ = capture(segmenter, inputs, probe)
+    assert inside.missing == []
+    assert inside.input_size == (H, W)
+    # by module path; where one module is tapped for its input and its output (ENet), the output is checked
+    ordered = sorted(inside.captured, key=lambda c: c.tap.take == "output")
+    shapes = {c.tap.path: tuple(c.tensor.shape) for c in ordered}
+    for path, expected in EXPECTED[model_id].items():
+        assert shapes[path] == expected, f"{model_id} {path}: {shapes[path]} != {expected}"
+    # hooks are gone afterwards: the cached model runs exactly as before for everyone else
+    ours = [h for m in segmenter.module.modules() for h in m._forward_hooks.values() if h.__qualname__.startswith("capture.")]
+    assert ours == []  # (transformers installs hooks of its own on the first forward: those stay)
+    # the ladder starts at the input and passes through the coarsest map the decoder reads
+    assert (inside.ladder[0].height, inside.ladder[0].width) == (H, W)
+    assert len(inside.ladder) >= 3
+    if model_id in ATROUS:
+        dilations = [c.layer for c in inside.captured if c.layer]
+        assert dilations == [f"3x3 conv, dilation {rate}" for rate in ATROUS[model_id]]
+    for picture, caption in views.all_pictures(inside, photo):
+        assert picture.dtype == np.uint8 and picture.ndim == 3 and picture.shape[2] == 3
+        assert caption
+
+
+def test_look_inside_runs_the_checkpoint_preprocessing_on_a_photo(fake_weights, photo):
+    fake_weights("lraspp_mobilenet_v3_large")
+    inside = look_inside(Engine(device=CPU), "lraspp_mobilenet_v3_large", photo)
+    assert isinstance(inside, Inside), inside
+    assert inside.mask.shape == photo.shape[:2]
+    assert min(inside.input_size) == 520  # torchvision's transform: short side resized to 520
+    scores = next(c for c in inside.captured if c.tap.path == "classifier")
+    assert scores.tensor.shape[1:] == (87, 65)  # output stride 8 of the 693 x 520 input (a 512 x 384 portrait)
+    rows = views.ladder_rows(inside)
+    assert [row[3] for row in rows][:2] == ["1/1", "1/2"] and "global (1x1)" in [row[3] for row in rows]
+    chart = views.ladder_chart(inside)
+    assert chart.ndim == 3 and chart.shape[2] == 3
+
+
+def test_a_model_that_cannot_load_is_a_message(monkeypatch, photo):
+    engine = Engine(device=CPU)
+
+    def unavailable(model_id):
+        raise WeightsUnavailable("no network")
+
+    monkeypatch.setattr(engine, "segmenter", unavailable)
+    result = look_inside(engine, "fcn_resnet50", photo)
+    assert isinstance(result, Failure)
+    assert "fetch fcn_resnet50" in result.fix
+
+
+def test_pictures_keep_the_cells_of_a_coarse_map():
+    grid = np.zeros((2, 3, 3), dtype=np.uint8)
+    grid[0, 1] = 255
+    big = views.enlarge(grid, side=300)
+    assert big.shape[:2] == (200, 300)
+    assert set(np.unique(big)) == {0, 255}  # nearest-neighbour: no blended values between cells
+    assert (big[100:200, 0:100, 1] == 0).all() and (big[0:100, 100:200] == 255).all()
+    assert views.stride_text(8.0) == "1/8" and views.stride_text(7.9) == "1/8"
