@@ -38,8 +38,8 @@ class EvidenceView:
     """Everything the evidence sections show for one comparison, as plain values."""
 
     truth_status: str = ""
-    truth_table: pd.DataFrame = field(default_factory=pd.DataFrame)
-    per_class: pd.DataFrame = field(default_factory=pd.DataFrame)
+    truth_table: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TRUTH_COLUMNS))
+    per_class: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["class"]))
     correct: list = field(default_factory=list)  # (image, caption)
     confusion: list = field(default_factory=list)
     agreement_status: str = ""
@@ -169,15 +169,15 @@ def export_zip(comparison, truth: GroundTruth | None, opacity: float, image_name
 
 def build_evidence_sections(session: gr.State, photo: gr.Image, opacity: gr.Slider, compare_event) -> None:
     """Lay out the sections below the Compare tab's results and update them after each comparison."""
-    with gr.Accordion("Ground truth: which model is right where", open=True):
+    with gr.Accordion("Ground truth: upload the photo's label mask to see which model is right where", open=False):
         with gr.Row():
             mask_file = gr.File(label="Label mask of this photo (PNG of class ids, a VOC palette PNG, or the label set's colours)",
                                 file_types=[".png", ".bmp", ".tif", ".tiff"], type="filepath")
             mask_labels = gr.Dropdown(choices=mask_label_choices(), value=AUTO, label="Label set of the mask",
                                       info="masks of another label set than a model's are compared in shared coarse classes")
         truth_status = gr.Markdown()
-        truth_table = gr.Dataframe(label="Scores against the mask", interactive=False)
-        per_class = gr.Dataframe(label="IoU per class", interactive=False)
+        truth_table = gr.Dataframe(pd.DataFrame(columns=TRUTH_COLUMNS), label="Scores against the mask", interactive=False)
+        per_class = gr.Dataframe(pd.DataFrame(columns=["class"]), label="IoU per class", interactive=False)
         correct = gr.Gallery(label="Right (green) and wrong (red) pixels per model", columns=3, height="auto")
         confusion = gr.Gallery(label="Confusion matrices", columns=3, height="auto")
     with gr.Accordion("Agreement and uncertainty", open=False):
