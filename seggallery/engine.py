@@ -132,20 +132,33 @@ class Segmenter:
         return uncertainty_maps(outputs)
 
 
-def upsample_argmax(logits: torch.Tensor, size: tuple[int, int], chunk: int = 16) -> torch.Tensor:
+def upsample_argmax(
+    logits: torch.Tensor,
+    size: tuple[int, int],
+    chunk: int = 16,
+    *,
+    via: tuple[int, int] | None = None,
+    align_corners: bool = False,
+) -> torch.Tensor:
     """Bilinearly resize 1 x C x h x w logits to `size` and take the argmax over classes.
 
     Classes are resized a chunk at a time while a running maximum is kept, so a 150-class model on a
     large photo needs memory for `chunk` full-size channels instead of C; the result is identical to
     resizing all channels at once (each channel is interpolated independently, first maximum wins).
+    `via` resizes to that size first (mmseg goes through the network input's size on its way to the
+    image's); `align_corners` is F.interpolate's, as the checkpoint's config sets it.
     """
     logits = logits[0] if logits.dim() == 4 else logits
-    if tuple(logits.shape[-2:]) == tuple(size):
+    steps = [tuple(s) for s in (via, size) if s is not None]
+    if all(tuple(logits.shape[-2:]) == step for step in steps):
         return logits.max(0).indices  # same as argmax(0), and several times faster on CPU
     best_value = best_index = None
     for start in range(0, logits.shape[0], chunk):
-        resized = F.interpolate(logits[None, start : start + chunk], size=size, mode="bilinear", align_corners=False)[0]
-        value, index = resized.max(0)
+        resized = logits[None, start : start + chunk]
+        for step in steps:
+            if tuple(resized.shape[-2:]) != step:
+                resized = F.interpolate(resized, size=step, mode="bilinear", align_corners=align_corners)
+        value, index = resized[0].max(0)
         if best_value is None:
             best_value, best_index = value, index
         else:

@@ -1,0 +1,54 @@
+"""Building blocks shared by the mmsegmentation decode heads, named as in mmcv/mmseg.
+
+The attribute names (conv / bn / activate, depthwise_conv / pointwise_conv, conv_seg) are those of
+mmcv's ConvModule and DepthwiseSeparableConvModule and mmseg's BaseDecodeHead, so that the published
+checkpoints load without renaming.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ConvBNReLU(nn.Module):
+    """conv (no bias) -> BatchNorm -> ReLU: mmcv's ConvModule with norm_cfg=BN."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, dilation: int = 1, groups: int = 1):
+        super().__init__()
+        padding = dilation * (kernel_size // 2)  # keeps the map's size
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, dilation=dilation,
+                              groups=groups, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.activate = nn.ReLU()  # not in place, so that a hook on `bn` sees its own output
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activate(self.bn(self.conv(x)))
+
+
+class DepthwiseSeparableConv(nn.Module):
+    """A 3x3 conv split in two: one filter per channel (depthwise), then a 1x1 conv mixing channels."""
+
+    def __init__(self, in_channels: int, out_channels: int, dilation: int = 1):
+        super().__init__()
+        self.depthwise_conv = ConvBNReLU(in_channels, in_channels, 3, dilation=dilation, groups=in_channels)
+        self.pointwise_conv = ConvBNReLU(in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise_conv(self.depthwise_conv(x))
+
+
+class DecodeHead(nn.Module):
+    """What every head ends with: a 1x1 conv from `channels` features to one score per class.
+
+    (mmseg applies dropout before `conv_seg` while training; at inference it is the identity.)
+    """
+
+    def __init__(self, channels: int, num_classes: int, align_corners: bool):
+        super().__init__()
+        self.align_corners = align_corners
+        self.conv_seg = nn.Conv2d(channels, num_classes, 1)
+
+    def resize(self, x: torch.Tensor, size) -> torch.Tensor:
+        return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=self.align_corners)

@@ -1,0 +1,196 @@
+"""OpenMMLab mmsegmentation model-zoo checkpoints, run on SegGallery's own PyTorch modules (no mmcv).
+
+A catalog entry names the published file (`source.url`, whose name ends in the first 8 hex digits of
+its sha256), the architecture (`source.backbone`, `source.decode_head`, `source.align_corners`) and,
+optionally, a copy of the file on the Hugging Face Hub (`source.mirror = {repo, filename, revision}`)
+for hosts that cannot reach download.openmmlab.com. Preprocessing is mmseg's test pipeline, from the
+entry's `preprocess`: keep-ratio resize (cv2 bilinear on uint8, as mmcv.imrescale) so that the image
+fits `scale`, RGB mean/std normalisation, whole-image inference; the scores are resized to the network
+input's size and then to the image's, as mmseg's EncoderDecoder does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+
+from ..archs.encoder_decoder import EncoderDecoder, build_encoder_decoder, from_mmseg_state_dict
+from ..catalog import ModelSpec
+from ..engine import Segmenter, upsample_argmax
+from . import WeightsUnavailable, hub
+
+
+def checkpoint_name(spec: ModelSpec) -> str:
+    return os.path.basename(urlparse(spec.source["url"]).path)
+
+
+def checkpoint_path(spec: ModelSpec) -> Path:
+    """Where torch.hub keeps the official file: $TORCH_HOME/hub/checkpoints/<its published name>."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / checkpoint_name(spec)
+
+
+def hash_prefix(spec: ModelSpec) -> str:
+    """The sha256 prefix in the published file name (`..._20200617_010715-52dc5306.pth` -> 52dc5306)."""
+    match = torch.hub.HASH_REGEX.search(checkpoint_name(spec))
+    if match is None or not match.group(1):
+        raise ValueError(f"{spec.id}: {checkpoint_name(spec)} carries no sha256 prefix")
+    return match.group(1)
+
+
+def _mirror(spec: ModelSpec) -> dict | None:
+    return spec.source.get("mirror")
+
+
+def local_checkpoint(spec: ModelSpec) -> Path | None:
+    """The file in the torch hub cache, else the mirror's copy in the Hub cache, else None."""
+    path = checkpoint_path(spec)
+    if path.is_file():
+        return path
+    mirror = _mirror(spec)
+    if mirror is not None:
+        return hub.cached_file(mirror["repo"], mirror["revision"], mirror["filename"])
+    return None
+
+
+def is_cached(spec: ModelSpec) -> bool:
+    return local_checkpoint(spec) is not None
+
+
+def fetch(spec: ModelSpec) -> Path:
+    """The checkpoint's local path, downloading it (mirror first, if any, then the official URL)."""
+    found = local_checkpoint(spec)
+    if found is not None:
+        return found
+    errors = []
+    if _mirror(spec) is not None:
+        try:
+            return _download_mirror(spec)
+        except WeightsUnavailable as error:
+            errors.append(f"mirror: {error}")
+    try:
+        return _download_official(spec)
+    except WeightsUnavailable as error:
+        errors.append(str(error))
+    raise WeightsUnavailable("; ".join(errors))
+
+
+def _download_official(spec: ModelSpec) -> Path:
+    url, path = spec.source["url"], checkpoint_path(spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:  # torch.hub checks the sha256 against the prefix in the name and keeps nothing on a mismatch
+        torch.hub.download_url_to_file(url, str(path), hash_prefix=hash_prefix(spec), progress=True)
+    except (OSError, RuntimeError) as error:  # URLError is an OSError; a hash mismatch is a RuntimeError
+        raise WeightsUnavailable(f"{url}: {error}") from error
+    return path
+
+
+def _download_mirror(spec: ModelSpec) -> Path:
+    mirror = _mirror(spec)
+    folder = hub.download(mirror["repo"], mirror["revision"], [mirror["filename"]])
+    path = folder / Path(mirror["filename"]).name
+    # A mirror must hold the very file that was published: check it once, as torch.hub does for the URL.
+    digest = sha256_of(path)
+    if not digest.startswith(hash_prefix(spec)):
+        blob = path.resolve()
+        path.unlink()
+        blob.unlink(missing_ok=True)
+        raise WeightsUnavailable(
+            f"{mirror['repo']}/{mirror['filename']} is not {checkpoint_name(spec)}: "
+            f"its sha256 starts {digest[:8]}, the published file's {hash_prefix(spec)}"
+        )
+    return path
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# Plain-data numpy types that some older training scripts left in a checkpoint's `meta` (a seed, a
+# learning rate). Allowing them keeps the loader in weights_only mode: nothing in the file can run code.
+_NUMPY_DATA_GLOBALS = {"numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar", "numpy.dtype"}
+
+
+def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The `state_dict` of an mmseg checkpoint ({'meta': ..., 'state_dict': ...}), read with weights_only=True."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        unsafe = set(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+        if not unsafe <= _NUMPY_DATA_GLOBALS:
+            raise ValueError(f"{path.name} holds Python objects that a weights file should not: {sorted(unsafe)}") from None
+        with torch.serialization.safe_globals(_numpy_data_types()):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ValueError(f"{path.name} is not an mmsegmentation checkpoint (no 'state_dict')")
+    return checkpoint["state_dict"]
+
+
+def _numpy_data_types() -> list:
+    """numpy's scalar constructor, np.dtype and the classes of the numeric dtypes it may build."""
+    scalar = np._core.multiarray.scalar if hasattr(np, "_core") else np.core.multiarray.scalar
+    numeric = [np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
+               np.float16, np.float32, np.float64, np.complex64, np.complex128]
+    return [scalar, np.dtype, *{type(np.dtype(t)) for t in numeric}]
+
+
+def build_module(spec: ModelSpec) -> EncoderDecoder:
+    source = spec.source
+    return build_encoder_decoder(source["backbone"], source["decode_head"], len(spec.label_set), source["align_corners"])
+
+
+def load_module(spec: ModelSpec, path: Path) -> EncoderDecoder:
+    return module_from_state_dict(spec, load_state_dict(path))
+
+
+def module_from_state_dict(spec: ModelSpec, mmseg_state: dict[str, torch.Tensor]) -> EncoderDecoder:
+    """Our module with an mmseg checkpoint's weights: every key must match (strict) but the auxiliary head's."""
+    with torch.device("meta"):  # no time spent initialising weights that are overwritten at once
+        module = build_module(spec)
+    module.load_state_dict(from_mmseg_state_dict(mmseg_state), strict=True, assign=True)
+    return module
+
+
+def rescale(image: np.ndarray, scale: tuple[int, int]) -> np.ndarray:
+    """mmcv.imrescale(image, scale, 'bilinear'): the largest keep-ratio size whose long side fits
+    max(scale) and short side fits min(scale), sizes rounded half up, cv2 bilinear on uint8."""
+    import cv2  # opencv-python-headless, as albumentations installs it
+
+    h, w = image.shape[:2]
+    factor = min(max(scale) / max(h, w), min(scale) / min(h, w))
+    size = (int(w * factor + 0.5), int(h * factor + 0.5))
+    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+
+
+class MmsegSegmenter(Segmenter):
+    def __init__(self, spec: ModelSpec, module: torch.nn.Module, device: torch.device):
+        super().__init__(spec, module, device)
+        pre = spec.preprocess
+        self.scale = tuple(pre["scale"])
+        self.mean = torch.tensor(pre["mean"], device=device).view(3, 1, 1)
+        self.std = torch.tensor(pre["std"], device=device).view(3, 1, 1)
+        self.align_corners = bool(spec.source["align_corners"])
+
+    def preprocess(self, image: np.ndarray) -> torch.Tensor:
+        resized = torch.from_numpy(rescale(image, self.scale)).to(self.device)
+        return ((resized.permute(2, 0, 1).float() - self.mean) / self.std).unsqueeze(0)
+
+    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        return self.module(inputs), tuple(inputs.shape[-2:])
+
+    def postprocess(self, outputs: tuple[torch.Tensor, tuple[int, int]], size: tuple[int, int]) -> torch.Tensor:
+        scores, input_size = outputs
+        return upsample_argmax(scores, size, via=input_size, align_corners=self.align_corners)
+
+
+def build(spec: ModelSpec, device: torch.device) -> Segmenter:
+    return MmsegSegmenter(spec, load_module(spec, fetch(spec)), device)

@@ -1,0 +1,288 @@
+"""The mmseg backend against mmsegmentation 1.2.2 itself: the same keys, the same scores, the same masks.
+
+For every catalog entry, mmseg builds its model from the wheel's config with random weights and saves it
+as the model zoo does (tests/fakes/mmseg.py); SegGallery loads that file with its own loader and modules,
+mmseg with init_model. Inputs are small where the check allows: an R50-D8 forward at 512x512 costs
+seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import mmseg_reference
+from conftest import EXAMPLES
+from fakes.common import put_in_hub_cache
+from seggallery.analysis import area_table
+from seggallery.archs.encoder_decoder import from_mmseg_state_dict
+from seggallery.archs.resnet_v1c import ResNetV1c
+from seggallery.backends import WeightsUnavailable, describe_failure
+from seggallery.backends import mmseg as backend
+from seggallery.catalog import ModelSpec, catalog, get_spec, presets
+from seggallery.engine import Engine, Prediction
+from seggallery.images import load_image
+
+MMSEG_IDS = [spec.id for spec in catalog().values() if spec.backend == "mmseg"]
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def strip(tmp_path_factory) -> tuple[np.ndarray, Path]:
+    """A 1024 x 256 band of the street photo, as pixels and as a lossless PNG (both libraries decode the same).
+
+    At a quarter of the published scale it becomes a 512 x 128 network input: cheap, while its 1/8 map
+    (64 x 16) is wider than ASPP's largest dilation (36), so every branch's off-centre taps take part.
+    """
+    pixels = np.ascontiguousarray(load_image(EXAMPLES / "street-city.jpg").pixels[256:512])
+    path = tmp_path_factory.mktemp("strip") / "street-strip.png"
+    Image.fromarray(pixels).save(path)
+    return pixels, path
+
+
+@dataclasses.dataclass
+class Compared:
+    spec: ModelSpec
+    ours: backend.MmsegSegmenter
+    theirs: torch.nn.Module
+    scores: torch.Tensor  # the decode head's output during our pipeline
+    expected_scores: torch.Tensor  # ... and during mmseg's inference_model
+    mask: np.ndarray
+    expected_mask: np.ndarray
+
+
+def _capture_classifier_output(module: torch.nn.Module, into: list) -> torch.utils.hooks.RemovableHandle:
+    # mmseg's decode head is run through its predict() method, which no module hook sees; its classifier
+    # conv is called as a module in both implementations, so its output is what both pipelines expose.
+    return module.register_forward_hook(lambda _module, _inputs, output: into.append(output.detach().clone()))
+
+
+@pytest.fixture(scope="module", params=MMSEG_IDS)
+def compared(request, fake_weights, strip) -> Compared:
+    """One entry, loaded from the same official-format file by SegGallery and by mmseg's init_model, and
+    both full pipelines (ours: predict; mmseg: inference_model) run once on the real-photo strip.
+
+    Module scope with one parameter per entry: pytest runs every test of one entry, then frees it.
+    """
+    spec = get_spec(request.param)
+    fake_weights(spec.id)
+    ours = backend.build(spec, CPU)
+    theirs = mmseg_reference.load(spec, backend.checkpoint_path(spec))
+    pixels, path = strip
+    scale = [side // 4 for side in spec.preprocess["scale"]]
+    quarter = backend.MmsegSegmenter(dataclasses.replace(spec, preprocess={**spec.preprocess, "scale": scale}), ours.module, CPU)
+    ours_scores, their_scores = [], []
+    with contextlib.ExitStack() as stack:
+        stack.callback(_capture_classifier_output(ours.module.decode_head.conv_seg, ours_scores).remove)
+        stack.callback(_capture_classifier_output(theirs.decode_head.conv_seg, their_scores).remove)
+        mask = quarter.predict(pixels).mask
+        with mmseg_reference.pipeline_scale(theirs, scale):
+            expected_mask = mmseg_reference.inference_mask(theirs, path)
+    return Compared(spec, ours, theirs, ours_scores[0], their_scores[0], mask, expected_mask)
+
+
+def test_checkpoint_loads_every_key_but_the_auxiliary_heads(compared):
+    official = torch.load(backend.checkpoint_path(compared.spec), map_location="cpu", weights_only=True)["state_dict"]
+    auxiliary = {key for key in official if key.startswith("auxiliary_head.")}
+    assert auxiliary, "the zoo's checkpoints carry the auxiliary head's weights"
+    loaded = compared.ours.module.state_dict()
+    converted = from_mmseg_state_dict(official)
+    assert len(converted) == len(official) - len(auxiliary)
+    assert set(converted) == set(loaded)
+    for key, value in converted.items():
+        assert torch.equal(value, loaded[key]), key
+
+
+def test_scores_match_mmseg(compared):
+    """The same network input (checked bit for bit below) gives the same per-class scores."""
+    expected, actual = compared.expected_scores, compared.scores
+    stride = 4 if compared.spec.source["decode_head"] in ("DepthwiseSeparableASPPHead", "UPerHead") else 8
+    assert actual.shape == expected.shape == (1, len(compared.spec.label_set), 128 // stride, 512 // stride)
+    assert expected.std() > 0
+    torch.testing.assert_close(actual, expected, atol=1e-4, rtol=0)
+
+
+def test_masks_match_inference_model(compared, strip):
+    """Preprocess -> forward -> resize to the input's size, then the image's -> argmax, on a real photo, at a
+    quarter of the published scale (test_preprocessing_matches_mmseg_pipeline checks that scale itself)."""
+    mask, expected = compared.mask, compared.expected_mask
+    assert mask.shape == expected.shape == strip[0].shape[:2]
+    assert len(np.unique(expected)) > 1, "a one-class mask would make the comparison meaningless"
+    assert (mask == expected).mean() >= 0.999
+
+
+@pytest.mark.parametrize("model_id", MMSEG_IDS)
+def test_preprocessing_matches_mmseg_pipeline(model_id, tmp_path):
+    """The network input, bit for bit: mmcv's keep-ratio rescale (enlarging one photo, shrinking the
+    other for the 512 scale), RGB order, mean and std."""
+    spec = get_spec(model_id)
+    segmenter = backend.MmsegSegmenter(spec, torch.nn.Identity(), CPU)
+    for name in ("animal-cat.jpg", "street-city.jpg"):
+        pixels = load_image(EXAMPLES / name).pixels
+        path = tmp_path / f"{name}.png"
+        Image.fromarray(pixels).save(path)
+        expected = mmseg_reference.preprocessed(spec, path)
+        actual = segmenter.preprocess(pixels)
+        assert actual.shape == expected.shape, name
+        assert torch.equal(actual, expected), name
+
+
+def test_rescale_is_mmcv_imrescale():
+    import mmcv
+
+    rng = np.random.default_rng(0)
+    for height, width in [(300, 451), (768, 1024), (512, 512), (513, 2047), (1, 1), (7, 3000), (4000, 23)]:
+        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        for scale in [(2048, 512), (2048, 1024), (512, 128)]:
+            expected = mmcv.imrescale(image, scale, interpolation="bilinear")
+            np.testing.assert_array_equal(backend.rescale(image, scale), expected, err_msg=f"{height}x{width} {scale}")
+
+
+def test_backbone_is_timms_resnet50c():
+    import timm
+
+    for output_stride in (8, 32):
+        with torch.device("meta"):  # shapes and geometry only
+            ours = ResNetV1c(output_stride)
+            theirs = timm.create_model("resnet50c", pretrained=False, output_stride=output_stride, num_classes=0, global_pool="")
+        assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+        geometry = lambda model: [(n, m.stride, m.padding, m.dilation) for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)]  # noqa: E731
+        assert geometry(ours) == geometry(theirs)
+
+
+def test_key_map_renames_the_stem_and_drops_only_the_auxiliary_head():
+    state = {
+        "backbone.stem.0.weight": 0,
+        "backbone.stem.4.running_var": 1,
+        "backbone.stem.7.num_batches_tracked": 2,
+        "backbone.layer1.0.downsample.1.weight": 3,
+        "decode_head.conv_seg.bias": 4,
+        "auxiliary_head.convs.0.conv.weight": 5,
+        "auxiliary_head.conv_seg.weight": 6,
+    }
+    assert from_mmseg_state_dict(state) == {
+        "backbone.conv1.0.weight": 0,
+        "backbone.conv1.4.running_var": 1,
+        "backbone.bn1.num_batches_tracked": 2,
+        "backbone.layer1.0.downsample.1.weight": 3,
+        "decode_head.conv_seg.bias": 4,
+    }
+
+
+class NotWeights:
+    """A Python object a checkpoint should not carry."""
+
+
+def test_loader_reads_only_weights(tmp_path):
+    path = tmp_path / "ok.pth"
+    # Some training scripts leave numpy scalars in `meta`: plain data, allowed without leaving weights_only.
+    torch.save({"meta": {"seed": np.int64(3), "lr": np.float32(0.01)}, "state_dict": {"w": torch.ones(2)}}, path)
+    assert torch.equal(backend.load_state_dict(path)["w"], torch.ones(2))
+
+    torch.save({"meta": {"hook": NotWeights()}, "state_dict": {}}, path)
+    with pytest.raises(ValueError, match="NotWeights"):
+        backend.load_state_dict(path)
+
+    torch.save({"w": torch.ones(2)}, path)
+    with pytest.raises(ValueError, match="no 'state_dict'"):
+        backend.load_state_dict(path)
+
+
+def test_a_missing_or_foreign_key_fails_the_load(fake_weights):
+    spec = get_spec("fcn_r50_d8_voc")
+    fake_weights(spec.id)
+    official = backend.load_state_dict(backend.checkpoint_path(spec))
+    missing = {key: value for key, value in official.items() if key != "decode_head.conv_cat.bn.running_var"}
+    foreign = {**official, "decode_head.extra.weight": torch.zeros(1)}
+    for state in (missing, foreign):
+        with pytest.raises(RuntimeError, match=r"decode_head\.(conv_cat\.bn\.running_var|extra\.weight)"):
+            backend.module_from_state_dict(spec, state)
+
+
+def _elsewhere(spec, payload: bytes, mirror: dict | None = None):
+    """The entry with a published file name carrying `payload`'s sha256 prefix, absent from the cache."""
+    prefix = hashlib.sha256(payload).hexdigest()[:8]
+    source = {**spec.source, "url": f"https://download.invalid/zoo/{spec.id}_20200101_000000-{prefix}.pth"}
+    if mirror is not None:
+        source["mirror"] = mirror
+    return dataclasses.replace(spec, source=source)
+
+
+def _unreachable(url, dst, hash_prefix=None, progress=True):
+    """torch.hub.download_url_to_file where download.openmmlab.com cannot be reached."""
+    raise urllib.error.URLError("no route to host")
+
+
+def test_a_mirror_on_the_hub_serves_the_file(tmp_path):
+    payload = tmp_path / "weights.pth"
+    payload.write_bytes(b"the published checkpoint")
+    mirror = {"repo": "someone/mmseg-mirror", "filename": "fcn.pth", "revision": "1" * 40}
+    spec = _elsewhere(get_spec("fcn_r50_d8_voc"), payload.read_bytes(), mirror)
+    assert not backend.is_cached(spec)
+    put_in_hub_cache(mirror["repo"], mirror["revision"], {mirror["filename"]: payload})
+    assert backend.is_cached(spec)
+    assert backend.fetch(spec).read_bytes() == payload.read_bytes()
+
+
+def test_a_mirror_download_must_be_the_published_file(tmp_path, monkeypatch):
+    published = b"the published checkpoint"
+    mirror = {"repo": "someone/bad-mirror", "filename": "fcn.pth", "revision": "2" * 40}
+    spec = _elsewhere(get_spec("fcn_r50_d8_voc"), published, mirror)
+    served = tmp_path / "served.pth"
+    served.write_bytes(b"something else")
+
+    def download(repo, revision, files, repo_type="model"):  # hub.download, as if it had downloaded the file
+        return put_in_hub_cache(repo, revision, {files[0]: served})
+
+    monkeypatch.setattr(backend.hub, "download", download)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", _unreachable)
+    with pytest.raises(WeightsUnavailable) as caught:
+        backend.fetch(spec)
+    message = str(caught.value)
+    assert "mirror" in message and "sha256" in message and "download.invalid" in message
+    assert not backend.is_cached(spec), "a file that failed the check must not stay in the cache"
+
+    served.write_bytes(published)
+    assert backend.fetch(spec).read_bytes() == published
+
+
+def test_missing_weights_tell_how_to_fetch_them(monkeypatch):
+    spec = _elsewhere(get_spec("pspnet_r50_d8_voc"), b"never downloaded")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", _unreachable)
+    with pytest.raises(WeightsUnavailable) as caught:
+        backend.build(spec, CPU)
+    reason, fix = describe_failure(spec, caught.value)
+    assert "download.invalid" in reason and "no route to host" in reason
+    assert fix.startswith(f"python -m seggallery fetch {spec.id}")
+
+
+def test_same_backbone_preset_runs_end_to_end(fake_weights, photo, photo_png):
+    """One click in the Compare tab: five decoders on VOC at the published scale, one area table with a row
+    per VOC class found; the first model's mask is also mmseg's inference_model's."""
+    model_ids = presets()["Same backbone, different decoder: VOC"]["models"]
+    for model_id in model_ids:
+        fake_weights(model_id)
+    results = Engine(device=CPU).run_many(photo, model_ids)
+    assert all(isinstance(result, Prediction) for result in results), results
+    assert [result.spec.family for result in results] == ["fcn", "pspnet", "deeplabv3", "deeplabv3plus", "upernet"]
+    for result in results:
+        assert result.mask.shape == photo.shape[:2]
+        assert result.mask.min() >= 0 and result.mask.max() < 21
+    headers, rows = area_table(results)
+    assert len(headers) == 2 + 2 * len(model_ids)
+    assert {row[1] for row in rows} == {"voc21"}
+    assert len({row[0] for row in rows}) == len(rows)  # one row per class, shared by the five models
+
+    first = results[0].spec
+    expected = mmseg_reference.inference_mask(mmseg_reference.load(first, backend.checkpoint_path(first)), photo_png)
+    assert len(np.unique(expected)) > 1
+    assert (results[0].mask == expected).mean() >= 0.999
