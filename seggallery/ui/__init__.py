@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..engine import Engine
+from ..images import MAX_UPLOAD_BYTES
 from ..render import LEGEND_CSS
 from .about import build_about_tab
 from .compare import build_compare_tab
@@ -12,7 +13,8 @@ from .evaluate import build_evaluate_tab
 from .explain import build_explain_tab
 
 QUEUE_CONCURRENCY = 2  # Compare events that run at once; more would only compete for the same cores / GPU
-QUEUE_MAX_SIZE = 32
+QUEUE_MAX_SIZE = 32  # waiting events beyond this are refused with "queue full" instead of waiting for minutes
+SESSION_CAPACITY = 100  # browser sessions whose last comparison is kept for the opacity slider (least recent out)
 
 
 def build_app(engine: Engine | None = None) -> gr.Blocks:
@@ -26,6 +28,11 @@ def build_app(engine: Engine | None = None) -> gr.Blocks:
             build_about_tab(engine)
     app.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
     return app
+
+
+def launch_options() -> dict:
+    """Server-side bounds for Blocks.launch: Gradio refuses larger uploads before they reach the decoder."""
+    return {"max_file_size": MAX_UPLOAD_BYTES, "state_session_capacity": SESSION_CAPACITY}
 
 
 CSS = LEGEND_CSS
