@@ -77,3 +77,13 @@ def test_a_model_id_outside_the_catalog_is_refused(client, tmp_path):
     Image.new("RGB", (64, 48)).save(path)
     with pytest.raises(Exception, match="not in the list of choices"):
         client.predict(handle_file(str(path)), ["../../etc/passwd"], 0.5, api_name="/compare")
+
+
+def test_a_server_path_sent_instead_of_an_upload_is_refused(app_server):
+    """PhotoInput hands paths to the decoder undecoded: Gradio must only ever give it files users uploaded."""
+    payload = {"data": [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}, [FAST_MODEL], 0.5]}
+    event = httpx.post(f"{app_server.url}gradio_api/call/compare", json=payload, timeout=30).json()["event_id"]
+    with httpx.stream("GET", f"{app_server.url}gradio_api/call/compare/{event}", timeout=60) as stream:
+        lines = list(stream.iter_lines())
+    assert "event: error" in lines, lines
+    assert not any("root:" in line or "cannot be used" in line for line in lines), "the file was never read"

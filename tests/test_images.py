@@ -9,13 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import seggallery.images as images
+from image_cases import RED, cases, encode, halves, near
 from seggallery.images import ImageError, load_image
-
-
-def _encode(image: Image.Image, fmt: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **options)
-    return buffer.getvalue()
 
 
 def test_jpeg_file_decodes_to_rgb(tmp_path):
@@ -27,10 +23,10 @@ def test_jpeg_file_decodes_to_rgb(tmp_path):
 
 
 def test_grayscale_and_rgba_become_rgb():
-    gray = load_image(_encode(Image.new("L", (20, 20), 128), "PNG"))
+    gray = load_image(encode(Image.new("L", (20, 20), 128), "PNG"))
     assert gray.pixels.shape == (20, 20, 3) and (gray.pixels == 128).all()
     rgba = Image.new("RGBA", (20, 20), (255, 0, 0, 0))
-    loaded = load_image(_encode(rgba, "PNG"))
+    loaded = load_image(encode(rgba, "PNG"))
     assert (loaded.pixels == 255).all(), "fully transparent pixels are shown on white"
     assert any("transparent" in note for note in loaded.notes)
 
@@ -39,12 +35,12 @@ def test_exif_orientation_is_applied():
     image = Image.new("RGB", (40, 20), (0, 0, 255))
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise on display
-    loaded = load_image(_encode(image, "JPEG", exif=exif))
+    loaded = load_image(encode(image, "JPEG", exif=exif))
     assert loaded.pixels.shape[:2] == (40, 20)
 
 
 def test_large_images_are_downscaled_with_a_note():
-    loaded = load_image(_encode(Image.new("RGB", (3000, 1500)), "PNG"), max_side=1000)
+    loaded = load_image(encode(Image.new("RGB", (3000, 1500)), "PNG"), max_side=1000)
     assert loaded.pixels.shape[:2] == (500, 1000)
     assert loaded.original_size == (3000, 1500)
     assert loaded.scale == pytest.approx(1 / 3)
@@ -56,8 +52,8 @@ def test_large_images_are_downscaled_with_a_note():
     [
         (b"", "empty"),
         (b"this is not an image at all", "not an image"),
-        (_encode(Image.new("RGB", (64, 64)), "PNG")[:60], "damaged or truncated"),
-        (_encode(Image.new("RGB", (4, 4)), "PNG"), "at least"),
+        (encode(Image.new("RGB", (64, 64)), "PNG")[:60], "damaged or truncated"),
+        (encode(Image.new("RGB", (4, 4)), "PNG"), "at least"),
     ],
     ids=["empty", "text", "truncated", "tiny"],
 )
@@ -67,10 +63,6 @@ def test_bad_input_gets_a_clear_message(data, message):
 
 
 # --- every kind of awkward upload (tests/image_cases.py): a correct result or a clear message ---
-
-from image_cases import RED, cases, encode, halves, near  # noqa: E402
-
-import seggallery.images as images  # noqa: E402
 
 
 @pytest.mark.parametrize("case", cases(), ids=lambda case: case.name)
