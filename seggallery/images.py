@@ -106,8 +106,8 @@ def decode_file(data: bytes, reduce_to: int | None = None) -> DecodedFile:
             factor = reduce_to / max(file_size)
             image.draft(image.mode, (math.ceil(file_size[0] * factor), math.ceil(file_size[1] * factor)))
         image.load()
-        decoded_size = image.size
-        image = ImageOps.exif_transpose(image)
+        decoded_size, file_format = image.size, image.format or ""
+        image = ImageOps.exif_transpose(image)  # a copy, which no longer knows its format
     except ImageError:
         raise
     except Image.DecompressionBombError as error:
@@ -120,7 +120,7 @@ def decode_file(data: bytes, reduce_to: int | None = None) -> DecodedFile:
         raise ImageError(f"the image file is damaged or truncated and cannot be decoded ({type(error).__name__}: {error})"[:400]) from None
     rotated = image.size != decoded_size  # EXIF orientation turned it by 90 degrees
     original_size = (file_size[1], file_size[0]) if rotated else file_size
-    return DecodedFile(image, original_size, image.format or "", notes)
+    return DecodedFile(image, original_size, file_format, notes)
 
 
 def check_dimensions(size: tuple[int, int]) -> None:

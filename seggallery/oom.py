@@ -13,7 +13,6 @@ import torch
 from PIL import Image
 
 from .engine import Engine, Prediction
-from .masks import resize_ids
 
 CPU = torch.device("cpu")
 MIN_RETRY_SIDE = 64  # below this, a smaller image would not be a fair answer: go to the CPU instead
@@ -71,7 +70,7 @@ def _retry_with_less(engine: Engine, model_id: str, device: torch.device, segmen
                 raise
             release_memory(device)
         else:
-            prediction.mask = resize_ids(prediction.mask, (width, height))
+            prediction.mask = _nearest(prediction.mask, (width, height))
             return prediction, None, (f"ran out of {where} memory at {width}x{height}: "
                                       f"ran at {half[0]}x{half[1]} instead (mask scaled up, coarser edges)")
     if device.type == "cpu":
@@ -79,3 +78,11 @@ def _retry_with_less(engine: Engine, model_id: str, device: torch.device, segmen
     cpu_segmenter, load_ms = engine.segmenter(model_id, CPU)
     prediction = cpu_segmenter.predict(image)
     return prediction, load_ms, f"ran out of {where} memory at {width}x{height}: ran on the CPU instead (slower)"
+
+
+def _nearest(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of a class-id map to (width, height), sampling each target pixel's centre."""
+    height, width = ids.shape
+    rows = np.minimum(((np.arange(size[1]) + 0.5) * height / size[1]).astype(np.int64), height - 1)
+    cols = np.minimum(((np.arange(size[0]) + 0.5) * width / size[0]).astype(np.int64), width - 1)
+    return ids[rows[:, None], cols[None, :]]

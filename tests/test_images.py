@@ -162,3 +162,10 @@ def test_truncated_files_stay_refused_after_the_app_imports_its_libraries():
     truncated = next(case for case in cases() if case.name == "truncated JPEG")
     with pytest.raises(ImageError, match="truncated"):
         load_image(truncated.data)
+
+
+def test_decode_file_reports_the_file_format():
+    from seggallery.images import decode_file
+
+    assert decode_file(encode(Image.new("RGB", (16, 16)), "JPEG")).format == "JPEG"
+    assert decode_file(encode(Image.new("RGB", (16, 16)), "PNG")).format == "PNG"
