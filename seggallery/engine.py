@@ -19,7 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .catalog import LabelSet, ModelSpec, get_spec
+from .catalog import LabelSet, ModelSpec
+from .safety import allowed_spec
 
 DEVICE_ENV = "SEGGALLERY_DEVICE"
 
@@ -60,6 +61,7 @@ class Prediction:
     scores: torch.Tensor | None = None  # optional per-class scores at low resolution (C x h x w, CPU)
     confidence: np.ndarray | None = None  # h x w max class probability at the model's output resolution
     entropy: np.ndarray | None = None  # h x w entropy / log(C), same resolution (seggallery.uncertainty)
+    notes: list[str] = field(default_factory=list)  # what was done differently, for the user (e.g. an OOM retry)
 
     @property
     def labels(self) -> LabelSet:
@@ -275,33 +277,39 @@ class Engine:
         self._load_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
-    def segmenter(self, model_id: str) -> tuple[Segmenter, float | None]:
-        """The loaded model and, when this call loaded it, how long loading took in ms."""
+    def segmenter(self, model_id: str, device: torch.device | None = None) -> tuple[Segmenter, float | None]:
+        """The loaded model (on the engine's device unless `device` says otherwise) and, when this call
+        loaded it, how long loading took in ms."""
         from .backends import load_segmenter
 
-        cached = self.cache.get(model_id, self.device)
+        device = device or self.device
+        spec = allowed_spec(model_id)
+        cached = self.cache.get(model_id, device)
         if cached is not None:
             return cached, None
         with self._locks_guard:
             lock = self._load_locks.setdefault(model_id, threading.Lock())
         with lock:  # two sessions asking for the same cold model load it once
-            cached = self.cache.get(model_id, self.device)
+            cached = self.cache.get(model_id, device)
             if cached is not None:
                 return cached, None
             start = time.perf_counter()
-            segmenter = load_segmenter(get_spec(model_id), self.device)
+            segmenter = load_segmenter(spec, device)
             load_ms = (time.perf_counter() - start) * 1000.0
             self.cache.put(segmenter)
             return segmenter, load_ms
 
     def run(self, image: np.ndarray, model_id: str) -> Result:
-        """One model on one image. Never raises for a model's own failure: returns a Failure instead."""
-        from .backends import describe_failure
+        """One model on one image. Never raises for a model's own failure: returns a Failure instead.
 
-        spec = get_spec(model_id)
+        An id that is not a catalog id raises safety.ModelNotAllowed before anything is loaded.
+        """
+        from .backends import describe_failure
+        from .oom import run_within_memory
+
+        spec = allowed_spec(model_id)
         try:
-            segmenter, load_ms = self.segmenter(model_id)
-            prediction = segmenter.predict(image)
+            prediction, load_ms = run_within_memory(self, model_id, image)
         except Exception as error:  # noqa: BLE001 - any model failure becomes a card, not a crash
             reason, fix = describe_failure(spec, error)
             return Failure(spec, reason, fix)
@@ -316,7 +324,12 @@ class Engine:
         model_ids: list[str],
         on_progress: Callable[[int, str], None] | None = None,
     ) -> list[Result]:
-        """Each model in turn, in the order given; `on_progress(index, model_id)` before each."""
+        """Each model in turn, in the order given; `on_progress(index, model_id)` before each.
+
+        Every id is checked first: an id that is not a catalog id raises safety.ModelNotAllowed.
+        """
+        for model_id in model_ids:
+            allowed_spec(model_id)
         results = []
         for index, model_id in enumerate(model_ids):
             if on_progress is not None:

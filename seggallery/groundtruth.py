@@ -7,15 +7,14 @@ A mask belongs to a label set. Its pixels become class ids of that set, with eve
 
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from .catalog import LabelSet
-from .images import ImageError, _read_bytes
+from .images import ImageError, decode_file, read_upload
 
 VOC_BORDER = 255  # Pascal VOC marks object borders and difficult pixels with 255 (colour 224,224,192)
 VOC_BORDER_COLOR = (224, 224, 192)
@@ -49,26 +48,18 @@ def load_mask(source: str | os.PathLike | bytes, labels: LabelSet, image_size: t
               inference_shape: tuple[int, int] | None = None) -> GroundTruth:
     """Read a mask for a photo of `image_size` (width, height, as in the file); when the photo was
     downscaled for inference, the mask is resized (nearest) to `inference_shape` (height, width)."""
-    try:
-        data = _read_bytes(source)
+    try:  # the photo's bounds: bytes, pixels (before decoding), formats; EXIF orientation like the photo's
+        decoded = decode_file(read_upload(source))
     except ImageError as error:
-        raise MaskError(str(error).replace("image", "mask")) from None
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except UnidentifiedImageError:
-        raise MaskError("the mask is not an image file that can be read (expected a PNG)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise MaskError(f"the mask file is damaged and cannot be decoded ({error})") from None
-    if image.format == "JPEG":
+        raise MaskError(f"the mask cannot be used: {error}") from None
+    image = decoded.image
+    if decoded.format in ("JPEG", "MPO"):
         raise MaskError("the mask is a JPEG: lossy compression changes label values at every edge; save it as PNG")
-    if image.size != tuple(image_size):
-        raise MaskError(f"the mask is {image.size[0]}x{image.size[1]} pixels but the photo is "
-                        f"{image_size[0]}x{image_size[1]}; a mask must have exactly the photo's size")
+    check_mask_size(image.size, image_size)
     notes: list[str] = []
     if image.mode == "P":
         ids, kind = _palette_ids(image, labels, notes), "palette"
-    elif image.mode in ("L", "I", "I;16", "I;16B", "I;16L", "1"):
+    elif image.mode in ("L", "I", "I;16", "I;16B", "I;16L", "I;16N", "1"):
         ids, kind = np.asarray(image, dtype=np.int64), "index"
     elif image.mode in ("RGB", "RGBA"):
         ids, kind = _colour_ids(np.asarray(image.convert("RGB")), labels, notes)
@@ -80,6 +71,19 @@ def load_mask(source: str | os.PathLike | bytes, labels: LabelSet, image_size: t
         mask = np.asarray(resized, dtype=np.int32)
         notes.append(f"mask resized (nearest) to {inference_shape[1]}x{inference_shape[0]} like the photo")
     return GroundTruth(mask.astype(np.int32), labels, kind, notes)
+
+
+def check_mask_size(mask_size: tuple[int, int], image_size: tuple[int, int]) -> None:
+    """The mask must cover the photo pixel for pixel; the message says what the mismatch looks like."""
+    if tuple(mask_size) == tuple(image_size):
+        return
+    (mw, mh), (iw, ih) = mask_size, image_size
+    hint = ""
+    if (mh, mw) == (iw, ih):
+        hint = " It looks turned by 90 degrees (the photo's EXIF orientation is applied, and the mask's)."
+    elif mw * ih == mh * iw:
+        hint = " It has the photo's shape at another scale: resize it to the photo's size with nearest-neighbour sampling."
+    raise MaskError(f"the mask is {mw}x{mh} pixels but the photo is {iw}x{ih}; a mask must have exactly the photo's size.{hint}")
 
 
 def _palette_ids(image: Image.Image, labels: LabelSet, notes: list[str]) -> np.ndarray:
@@ -125,8 +129,10 @@ def _colour_ids(rgb: np.ndarray, labels: LabelSet, notes: list[str]) -> tuple[np
             lookup.setdefault(code, class_id)
     border = (VOC_BORDER_COLOR[0] << 16) | (VOC_BORDER_COLOR[1] << 8) | VOC_BORDER_COLOR[2]
     lookup.setdefault(border, ignore_id(labels))
-    present, inverse = np.unique(codes, return_inverse=True)
-    unknown = [(int(c), int((inverse == k).sum())) for k, c in enumerate(present) if int(c) not in lookup]
+    present, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
+    # one pass over the pixels: a photo uploaded as a mask has ~10^5 colours, and counting each one over
+    # all pixels separately would take hours
+    unknown = [(int(c), int(n)) for c, n in zip(present, counts) if int(c) not in lookup]
     if unknown:
         if np.all(rgb[..., 0] == rgb[..., 1]) and np.all(rgb[..., 1] == rgb[..., 2]):
             notes.append("grey RGB mask: grey levels read as class ids")

@@ -43,6 +43,7 @@ def model_report(result: Result, truth: TruthComparison | None = None) -> dict:
         "precision": result.precision,
         "mask_size": list(result.mask.shape),
         "published_metrics": list(spec.metrics),
+        "notes": list(result.notes),
     }
     if result.confidence is not None:
         entry["mean_confidence"] = round(float(result.confidence.mean()), 6)

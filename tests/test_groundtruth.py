@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import time
 
 import numpy as np
 import pytest
 from conftest import require_shared
 from PIL import Image
 
+from image_cases import cases
 from seggallery.catalog import label_set
 from seggallery.groundtruth import MaskError, load_mask
 from seggallery.images import ImageError
@@ -90,7 +92,7 @@ def test_downscaled_photo_gets_a_resized_mask(bird_ids):
         (lambda ids: png_bytes(Image.fromarray((ids + 37).astype(np.uint8))), VOC, (513, 513), "class id(s) 37, 38, 39, 40"),
         (lambda ids: png_bytes(Image.fromarray(colorize(ids, CAMVID))), VOC, (513, 513), "not in the Pascal VOC (21 classes) palette"),
         (lambda ids: png_bytes(Image.fromarray(ids.astype(np.uint8)).convert("RGB"), "JPEG"), VOC, (513, 513), "JPEG"),
-        (lambda ids: b"not an image at all", VOC, (513, 513), "not an image file"),
+        (lambda ids: b"not an image at all", VOC, (513, 513), "not an image that can be read"),
         (lambda ids: png_bytes(Image.fromarray(np.full((513, 513), 255, np.uint8))), VOC, (513, 513), "nothing to score"),
     ],
     ids=["wrong size", "unknown ids", "wrong palette", "jpeg", "garbage", "all ignored"],
@@ -108,3 +110,53 @@ def test_ambiguous_colour_is_refused():
     rgb[:] = ade.colors[road]  # (140, 140, 140) is both road and skyscraper in the ADE20K palette
     with pytest.raises(MaskError, match="road / skyscraper"):
         load_mask(png_bytes(Image.fromarray(rgb)), ade, (16, 16))
+
+
+# --- bounded like a photo: what a public Space's users can upload as a "mask" ---
+
+
+@pytest.mark.parametrize(
+    "data, size, message",
+    [
+        (png_bytes(Image.new("L", (24, 32))), (32, 24), "turned by 90 degrees"),
+        (png_bytes(Image.new("L", (16, 12))), (32, 24), "at another scale"),
+        (next(c.data for c in cases() if c.name == "decompression bomb"), (8000, 7000), "megapixels"),
+        (next(c.data for c in cases() if c.name == "truncated PNG"), (64, 64), "damaged or truncated"),
+        (next(c.data for c in cases() if c.name == "EPS (would run Ghostscript)"), (64, 64), "not an image that can be read"),
+        (png_bytes(Image.new("LA", (32, 24))), (32, 24), "mode LA"),
+    ],
+    ids=["rotated", "scaled", "decompression bomb", "truncated", "eps", "grey+alpha"],
+)
+def test_unusable_uploads_are_explained(data, size, message):
+    with pytest.raises(MaskError, match=message):
+        load_mask(data, VOC, size)
+
+
+def test_a_photo_uploaded_as_a_mask_is_refused_quickly():
+    """~200k distinct colours: each must not be counted over all pixels separately (that took hours)."""
+    noise = np.random.default_rng(0).integers(0, 256, (600, 800, 3), dtype=np.uint8)
+    start = time.perf_counter()
+    with pytest.raises(MaskError, match="not in the Pascal VOC"):
+        load_mask(png_bytes(Image.fromarray(noise)), VOC, (800, 600))
+    assert time.perf_counter() - start < 5.0
+
+
+def test_sixteen_bit_and_grey_rgb_index_masks():
+    ade = label_set("ade20k150")
+    ids = np.random.default_rng(1).integers(0, 150, (24, 32)).astype(np.int32)
+    sixteen = load_mask(png_bytes(Image.fromarray(ids.astype(np.uint16))), ade, (32, 24))
+    assert sixteen.kind == "index" and np.array_equal(sixteen.mask, ids)
+    grey = np.repeat(ids.astype(np.uint8)[..., None], 3, axis=2)
+    as_rgb = load_mask(png_bytes(Image.fromarray(grey)), ade, (32, 24))
+    assert as_rgb.kind == "index" and np.array_equal(as_rgb.mask, ids)
+
+
+def test_exif_orientation_applies_to_masks_as_to_photos():
+    ids = np.zeros((24, 32), np.uint8)
+    ids[:, :16] = 3  # left half: bird
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned 90 degrees clockwise: the left half goes to the top
+    buffer = io.BytesIO()
+    Image.fromarray(ids).save(buffer, format="PNG", exif=exif)
+    truth = load_mask(buffer.getvalue(), VOC, (24, 32))
+    assert (truth.mask[:16] == 3).all() and (truth.mask[16:] == 0).all()

@@ -16,6 +16,7 @@ import torch
 
 from ..catalog import ModelSpec
 from ..engine import Segmenter
+from ..safety import check_catalog_spec
 
 
 class WeightsUnavailable(RuntimeError):
@@ -27,6 +28,7 @@ def backend(spec: ModelSpec) -> ModuleType:
 
 
 def load_segmenter(spec: ModelSpec, device: torch.device) -> Segmenter:
+    check_catalog_spec(spec)
     return backend(spec).build(spec, device)
 
 
@@ -38,6 +40,7 @@ def is_cached(spec: ModelSpec) -> bool:
 
 
 def fetch(spec: ModelSpec) -> None:
+    check_catalog_spec(spec)
     backend(spec).fetch(spec)
 
 
@@ -52,9 +55,9 @@ def describe_failure(spec: ModelSpec, error: BaseException) -> tuple[str, str]:
             f"The weights of {spec.name} are not in the local cache and could not be downloaded: {error}",
             f"{fetch_command(spec)}   (run it where the network can reach the weights' host)",
         )
-    if isinstance(error, torch.OutOfMemoryError):
+    if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
         return (
-            f"{spec.name} ran out of memory on this device.",
+            f"{spec.name} ran out of memory on this device, also at a lower resolution.",
             "Use a smaller image, fewer models at once, or SEGGALLERY_DEVICE=cpu.",
         )
     if isinstance(error, ImportError):

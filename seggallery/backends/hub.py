@@ -1,7 +1,8 @@
 """Hugging Face Hub files at a pinned revision, in the standard cache ($HF_HOME), named exactly.
 
 A catalog entry's source says `repo`, `revision` (a full commit SHA) and `files`; the backends fetch
-those files and nothing else, so what runs is exactly what the catalog names.
+those files and nothing else, so what runs is exactly what the catalog names. Every file handed out is
+checked against its content hash first (seggallery.integrity); a damaged one is fetched again once.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import NamedTuple
 from huggingface_hub import hf_hub_download, try_to_load_from_cache
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
+from .. import integrity
+from ..safety import check_hub_file
 from . import WeightsUnavailable
 
 
@@ -38,13 +41,33 @@ def all_cached(files: list[PinnedFile]) -> bool:
 
 
 def download(repo: str, revision: str, files: list[str], repo_type: str = "model") -> Path:
-    """Each file (from the cache when it is there) -> the snapshot folder that holds them all."""
-    paths = []
-    for name in files:
-        try:
-            paths.append(Path(hf_hub_download(repo, name, revision=revision, repo_type=repo_type)))
-        except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as error:
-            raise WeightsUnavailable(f"{repo}@{revision[:8]}/{name}: {type(error).__name__}: {error}") from error
+    """Each file (from the cache when it is there and intact) -> the snapshot folder that holds them all."""
+    paths = [_intact_file(repo, revision, name, repo_type) for name in files]
     folders = {path.parent for path in paths}
     assert len(folders) == 1, f"files of {repo} landed in several folders: {folders}"
     return folders.pop()
+
+
+def _intact_file(repo: str, revision: str, name: str, repo_type: str) -> Path:
+    """A cached file whose content still matches its hash; a damaged one is removed and fetched once more."""
+    check_hub_file(repo, name, repo_type)
+    path = _hf_download(repo, revision, name, repo_type)
+    if integrity.hub_file_intact(path):
+        return path
+    integrity.remove_hub_file(path)
+    damaged = f"the cached {repo}/{name} was damaged (its content no longer matches its hash) and has been removed"
+    try:
+        path = _hf_download(repo, revision, name, repo_type)  # no longer cached: downloaded afresh
+    except WeightsUnavailable as error:
+        raise WeightsUnavailable(f"{damaged}; fetching it again failed: {error}") from error
+    if not integrity.hub_file_intact(path):
+        integrity.remove_hub_file(path)
+        raise WeightsUnavailable(f"{damaged}, and the copy fetched again was damaged too")
+    return path
+
+
+def _hf_download(repo: str, revision: str, name: str, repo_type: str) -> Path:
+    try:
+        return Path(hf_hub_download(repo, name, revision=revision, repo_type=repo_type))
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as error:
+        raise WeightsUnavailable(f"{repo}@{revision[:8]}/{name}: {type(error).__name__}: {error}") from error

@@ -8,7 +8,6 @@ architecture is chosen by the entry's family.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Callable
 
@@ -17,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..catalog import ModelSpec
+from ..integrity import sha256_of
 from ..engine import Segmenter
 from . import WeightsUnavailable
 
@@ -37,14 +37,6 @@ def checkpoint_path(spec: ModelSpec) -> Path:
 
 def is_cached(spec: ModelSpec) -> bool:
     return checkpoint_path(spec).is_file()
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fetch(spec: ModelSpec) -> None:

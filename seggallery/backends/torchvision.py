@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -10,6 +11,7 @@ import numpy as np
 import torch
 from torchvision.models import segmentation as tv_segmentation
 
+from .. import integrity
 from ..catalog import ModelSpec
 from ..engine import Segmenter
 from . import WeightsUnavailable
@@ -61,7 +63,28 @@ class TorchvisionSegmenter(Segmenter):
 
 def build(spec: ModelSpec, device: torch.device) -> Segmenter:
     fetch(spec)
-    builder = getattr(tv_segmentation, spec.source["builder"])
-    model = builder(weights=weights_enum(spec))  # loads the cached file strictly
+    model = _model_from_cache(spec)
     model.aux_classifier = None  # the auxiliary head only helps training: skip it at inference
     return TorchvisionSegmenter(spec, model, device)
+
+
+def _model_from_cache(spec: ModelSpec) -> torch.nn.Module:
+    """The model with its cached weights (loaded strictly, weights only: see seggallery.safety).
+
+    A file that fails to load and no longer matches the hash in its name is damaged: it is removed and
+    fetched once more. A file that matches its hash and still fails is a real error and is raised as is.
+    """
+    builder = getattr(tv_segmentation, spec.source["builder"])
+    try:
+        return builder(weights=weights_enum(spec))
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as error:
+        path = checkpoint_path(spec)
+        if isinstance(error, torch.OutOfMemoryError) or integrity.torch_hub_file_intact(path):
+            raise
+        path.unlink(missing_ok=True)
+        damaged = f"the cached {path.name} was damaged (it fails to load and no longer matches its hash) and has been removed"
+        try:
+            fetch(spec)
+        except WeightsUnavailable as fetch_error:
+            raise WeightsUnavailable(f"{damaged}; fetching it again failed: {fetch_error}") from error
+    return builder(weights=weights_enum(spec))

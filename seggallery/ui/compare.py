@@ -14,10 +14,12 @@ from ..engine import Engine, Failure, Prediction, Result
 from ..images import ImageError, LoadedImage, load_image
 from ..render import legend_html, overlay
 from ..report import build_report
+from ..safety import ModelNotAllowed, allowed_spec
 from .evidence import build_evidence_sections
 from .inputs import PhotoInput, upload_name
 
 MAX_MODELS = 6
+SESSION_TTL_S = 30 * 60  # a session's last comparison (photo + masks, for the opacity slider) is freed after this
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "examples"
 TIMING_COLUMNS = ["model", "device", "precision", "call", "load", "preprocess", "forward", "postprocess", "total"]
 
@@ -56,7 +58,8 @@ def slot_caption(result: Result) -> str:
         return f"**{result.spec.name} could not run.** {result.reason}{fix}"
     timing = result.timings_ms
     load = f" · loaded in {timing['load']:.0f} ms (first use)" if result.cold else ""
-    return f"**{timing['total']:.0f} ms** on {result.device}, {result.precision}{load} · labels: {result.labels.name}"
+    notes = "".join(f"\n\n*Note: {note}.*" for note in result.notes)
+    return f"**{timing['total']:.0f} ms** on {result.device}, {result.precision}{load} · labels: {result.labels.name}{notes}"
 
 
 def timing_frame(results: list[Result]) -> pd.DataFrame:
@@ -118,7 +121,7 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
         timings = gr.Dataframe(label="Timings per model (ms; GPU-synchronised)", interactive=False)
         with gr.Accordion("Report (JSON, same as `python -m seggallery compare` writes)", open=False):
             report = gr.JSON(label="report")
-        session = gr.State(None)
+        session = gr.State(None, time_to_live=SESSION_TTL_S)
 
         def compare(photo_path, model_ids, opacity_value, progress=gr.Progress(track_tqdm=True)):
             def fail(message: str):
@@ -132,6 +135,11 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
                 image = load_image(photo_path)
             except ImageError as error:
                 return fail(f"**This image cannot be used:** {error}.")
+            try:
+                for model_id in model_ids:
+                    allowed_spec(model_id)
+            except ModelNotAllowed as error:
+                return fail(f"**This model cannot be used:** {error}.")
 
             def on_progress(index: int, model_id: str) -> None:
                 cold = engine.cache.get(model_id, engine.device) is None
@@ -147,6 +155,8 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
                     timing_frame(results), build_report(image, results, upload_name(photo_path))]
 
         def redraw(comparison, opacity_value):
+            if comparison is None:  # nothing compared yet, or the session's state expired: keep what is shown
+                return [gr.skip()] * len(slot_outputs)
             return slot_updates(comparison, opacity_value)
 
         compare_event = run_button.click(compare, inputs=[photo, models, opacity], outputs=[session, status, *slot_outputs, areas, timings, report], api_name="compare")

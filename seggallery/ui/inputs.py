@@ -8,6 +8,8 @@ from pathlib import Path
 import gradio as gr
 from gradio.data_classes import ImageData
 
+from ..images import MAX_UPLOAD_BYTES
+
 
 class PhotoInput(gr.Image):
     """gr.Image that hands the uploaded file over undecoded (a path, or bytes for a data: URL).
@@ -23,7 +25,12 @@ class PhotoInput(gr.Image):
         if payload is None:
             return None
         if payload.url and payload.url.startswith("data:"):
-            return base64.b64decode(payload.url.split(",", 1)[1])
+            if len(payload.url) > MAX_UPLOAD_BYTES * 4 // 3 + 1024:  # base64 is 4/3 of the bytes; check before decoding
+                raise gr.Error(f"The pasted image is larger than the {MAX_UPLOAD_BYTES >> 20} MB limit.")
+            try:
+                return base64.b64decode(payload.url.split(",", 1)[1], validate=True)
+            except (IndexError, ValueError) as error:  # binascii.Error is a ValueError
+                raise gr.Error(f"The pasted image could not be read: it is not valid base64 data ({error}).") from None
         return payload.path
 
 

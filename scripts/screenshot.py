@@ -1,0 +1,119 @@
+"""Drive the app in headless Chromium: the browser test's helpers, and the README screenshot.
+
+    python scripts/screenshot.py [--out assets/screenshot.png] [--photo assets/examples/street-city.jpg]
+
+starts `python app.py` on a free local port with the standard weight caches (so the first run downloads
+the default preset's weights), uploads the photo in Chromium, presses Compare with the default preset
+(FCN, DeepLabV3, LR-ASPP) and saves the Compare tab down to the model captions. It needs Chromium
+(Debian: apt-get install chromium; or set SEGGALLERY_CHROMIUM) and Playwright for Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 1400, "height": 1000}
+
+
+def chromium_path() -> str | None:
+    """$SEGGALLERY_CHROMIUM, Debian's /usr/bin/chromium, or a chromium on PATH."""
+    candidates = [os.environ.get("SEGGALLERY_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                  shutil.which("chromium-browser")]
+    return next((c for c in candidates if c and Path(c).is_file()), None)
+
+
+@contextlib.contextmanager
+def chromium_page(profile_dir: Path, executable: str):
+    """A page in a fresh headless Chromium profile; uncaught page errors are collected in page.uncaught."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile_dir), executable_path=executable, headless=True, args=CHROMIUM_ARGS, viewport=VIEWPORT)
+        page = context.new_page()
+        page.uncaught = []
+        page.on("pageerror", lambda error: page.uncaught.append(str(error)))
+        try:
+            yield page
+        finally:
+            context.close()
+
+
+def run_compare(page, url: str, photo: Path, timeout_ms: int = 240_000) -> str:
+    """Open the app, upload `photo`, press Compare with the default preset, wait for the results."""
+    page.goto(url, wait_until="domcontentloaded")
+    compare = page.get_by_role("button", name="Compare", exact=True)
+    compare.wait_for(timeout=60_000)
+    page.locator("input[type=file]").first.set_input_files(str(photo))
+    page.locator(".image-frame img, [data-testid=image] img").first.wait_for(timeout=60_000)  # the upload is shown
+    compare.click()
+    status = page.locator("#sg-status")
+    status.get_by_text("models ran").wait_for(timeout=timeout_ms)
+    page.locator(".block.sg-caption").last.wait_for(timeout=60_000)
+    return status.inner_text()
+
+
+def save_compare_view(page, path: Path) -> None:
+    """The Compare tab from the top down to the last model caption (not the tables below)."""
+    captions = page.locator(".block.sg-caption")
+    bottom = max(captions.nth(i).bounding_box()["y"] + captions.nth(i).bounding_box()["height"] for i in range(captions.count()))
+    page.screenshot(path=str(path), full_page=True, clip={"x": 0, "y": 0, "width": VIEWPORT["width"], "height": bottom + 24})
+
+
+@contextlib.contextmanager
+def serve_app(timeout_s: float = 180):
+    """`python app.py` on a free 127.0.0.1 port; yields its URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"app.py exited with {process.returncode}")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(url, timeout=2):
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"app.py did not answer on {url} within {timeout_s:.0f} s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=REPO / "assets" / "screenshot.png")
+    parser.add_argument("--photo", type=Path, default=REPO / "assets" / "examples" / "street-city.jpg")
+    args = parser.parse_args(argv)
+    executable = chromium_path()
+    if executable is None:
+        print("Chromium is not installed (apt-get install chromium, or set SEGGALLERY_CHROMIUM)", file=sys.stderr)
+        return 2
+    with serve_app() as url, tempfile.TemporaryDirectory() as profile, chromium_page(Path(profile), executable) as page:
+        status = run_compare(page, url, args.photo)
+        save_compare_view(page, args.out)
+    print(f"{status}\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

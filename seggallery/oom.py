@@ -1,0 +1,88 @@
+"""Out of memory in one model: retry it at half the resolution, then on the CPU, and say so.
+
+A large photo or a large model can exhaust the GPU while the other models of a comparison fit. Rather
+than losing that model's column, the engine tries again with less: the same model on the image at half
+size (its mask is scaled back up to the image), then the model loaded on the CPU at full size. Each step
+is written into the prediction's notes, so the user knows what they are looking at.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .engine import Engine, Prediction
+
+CPU = torch.device("cpu")
+MIN_RETRY_SIDE = 64  # below this, a smaller image would not be a fair answer: go to the CPU instead
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, MPS's and the CPU allocator's RuntimeErrors, Python's MemoryError."""
+    if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+def release_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        torch.mps.empty_cache()
+
+
+def run_within_memory(engine: Engine, model_id: str, image: np.ndarray) -> tuple[Prediction, float | None]:
+    """Load (when needed) and run one model; the prediction and the load time in ms (None when warm)."""
+    notes: list[str] = []
+    try:
+        segmenter, load_ms = engine.segmenter(model_id)
+    except Exception as error:
+        if not is_out_of_memory(error) or engine.device.type == "cpu":
+            raise
+        release_memory(engine.device)
+        segmenter, load_ms = engine.segmenter(model_id, CPU)
+        notes.append(f"not enough {engine.device.type.upper()} memory to load it: it ran on the CPU")
+    try:
+        prediction = segmenter.predict(image)
+    except Exception as error:
+        if not is_out_of_memory(error):
+            raise
+        release_memory(segmenter.device)
+        prediction, extra_load_ms, note = _retry_with_less(engine, model_id, segmenter.device, segmenter, image)
+        notes.append(note)
+        if extra_load_ms is not None:
+            load_ms = (load_ms or 0.0) + extra_load_ms
+    prediction.notes = notes + prediction.notes
+    return prediction, load_ms
+
+
+def _retry_with_less(engine: Engine, model_id: str, device: torch.device, segmenter, image: np.ndarray):
+    height, width = image.shape[:2]
+    where = "GPU" if device.type == "cuda" else device.type.upper()
+    if min(height, width) // 2 >= MIN_RETRY_SIDE:
+        half = (width // 2, height // 2)
+        smaller = np.asarray(Image.fromarray(image).resize(half, Image.Resampling.BOX))
+        try:
+            prediction = segmenter.predict(smaller)
+        except Exception as error:
+            if not is_out_of_memory(error):
+                raise
+            release_memory(device)
+        else:
+            prediction.mask = _nearest(prediction.mask, (width, height))
+            return prediction, None, (f"ran out of {where} memory at {width}x{height}: "
+                                      f"ran at {half[0]}x{half[1]} instead (mask scaled up, coarser edges)")
+    if device.type == "cpu":
+        raise MemoryError(f"out of memory even at a lower resolution on the CPU ({width}x{height} image)")
+    cpu_segmenter, load_ms = engine.segmenter(model_id, CPU)
+    prediction = cpu_segmenter.predict(image)
+    return prediction, load_ms, f"ran out of {where} memory at {width}x{height}: ran on the CPU instead (slower)"
+
+
+def _nearest(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of a class-id map to (width, height), sampling each target pixel's centre."""
+    height, width = ids.shape
+    rows = np.minimum(((np.arange(size[1]) + 0.5) * height / size[1]).astype(np.int64), height - 1)
+    cols = np.minimum(((np.arange(size[0]) + 0.5) * width / size[0]).astype(np.int64), width - 1)
+    return ids[rows[:, None], cols[None, :]]
