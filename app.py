@@ -1,8 +1,15 @@
 """SegGallery's Gradio entry point (the Hugging Face Space's app_file): `python app.py`."""
 
-from seggallery.ui import CSS, build_app
+from seggallery import zerogpu
 
-demo = build_app()
+zerogpu.setup()  # on ZeroGPU `spaces` must be imported before torch initialises CUDA; a no-op elsewhere
+
+from seggallery.engine import Engine  # noqa: E402
+from seggallery.ui import CSS, build_app  # noqa: E402
+
+engine = Engine()
+zerogpu.preload(engine)  # ZeroGPU wants models on CUDA at import time; a no-op elsewhere
+demo = build_app(engine)
 
 if __name__ == "__main__":
     demo.launch(css=CSS)

@@ -31,6 +31,7 @@ def model_report(result: Result) -> dict:
         "cold": result.cold,
         "device": result.device,
         "precision": result.precision,
+        "precision_note": result.precision_note,
         "mask_size": list(result.mask.shape),
     }
 

@@ -12,6 +12,7 @@ COMMANDS = {
     "fetch": ("fetch", "download weights into the standard caches (e.g. while building a Space)"),
     "compare": ("compare", "segment images with several models; write overlays, masks and report.json"),
     "pin": ("pin", "look up the commit SHA of Hub entries that still track a branch"),
+    "bench": ("bench", "time the optimised engine against the plain fp32 baseline; write JSON"),
 }
 
 

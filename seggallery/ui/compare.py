@@ -11,11 +11,13 @@ import pandas as pd
 
 from ..analysis import area_table, class_areas
 from ..catalog import catalog, presets
+from ..composite import overlays
 from ..engine import Engine, Failure, Prediction, Result
 from ..images import ImageError, LoadedImage, load_image
-from ..render import legend_html, overlay
+from ..render import legend_html
 from ..report import build_report
 from .inputs import PhotoInput
+from .resident import build_resident_panel
 
 MAX_MODELS = 6
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "examples"
@@ -73,6 +75,7 @@ def area_frame(results: list[Result]) -> pd.DataFrame:
 def slot_updates(comparison: Comparison | None, opacity: float) -> list:
     """Per slot: column visibility, overlay image, legend HTML, caption."""
     results = comparison.results if comparison else []
+    pictures = overlays(comparison.image.pixels, results, opacity) if comparison else []
     updates = []
     for index in range(MAX_MODELS):
         if index >= len(results):
@@ -82,7 +85,7 @@ def slot_updates(comparison: Comparison | None, opacity: float) -> list:
         if isinstance(result, Failure):
             updates += [gr.Column(visible=True), gr.Image(value=None, label=result.spec.name), "", slot_caption(result)]
             continue
-        picture = overlay(comparison.image.pixels, result.mask, result.labels, opacity)
+        picture = pictures[index]
         legend = legend_html(class_areas(result.mask, result.labels))
         updates += [gr.Column(visible=True), gr.Image(value=picture, label=result.spec.name), legend, slot_caption(result)]
     return updates
@@ -111,6 +114,7 @@ def build_compare_tab(engine: Engine) -> None:
                 slot_outputs += [column, picture, legend, caption]
         areas = gr.Dataframe(label="Area per class (% of the image and pixels; models with the same label set share rows)", interactive=False, wrap=True)
         timings = gr.Dataframe(label="Timings per model (ms; GPU-synchronised)", interactive=False)
+        resident, refresh_resident = build_resident_panel(engine)
         with gr.Accordion("Report (JSON, same as `python -m seggallery compare` writes)", open=False):
             report = gr.JSON(label="report")
         session = gr.State(None)
@@ -144,6 +148,7 @@ def build_compare_tab(engine: Engine) -> None:
         def redraw(comparison, opacity_value):
             return slot_updates(comparison, opacity_value)
 
-        run_button.click(compare, inputs=[photo, models, opacity], outputs=[session, status, *slot_outputs, areas, timings, report], api_name="compare")
+        run_button.click(compare, inputs=[photo, models, opacity], outputs=[session, status, *slot_outputs, areas, timings, report], api_name="compare").then(
+            refresh_resident, outputs=[resident], api_name=False)
         opacity.release(redraw, inputs=[session, opacity], outputs=slot_outputs, api_name=False)
         preset.change(lambda name: presets()[name]["models"], inputs=[preset], outputs=[models], api_name=False)
