@@ -133,7 +133,7 @@ class Segmenter:
         if options.channels_last and speed.has_convolutions(self.module):
             self.module = self.module.to(memory_format=torch.channels_last)
             self.channels_last = True
-        if options.compile and not zerogpu.active():
+        if options.compile and self.device.type in ("cuda", "cpu") and not zerogpu.active():
             self.module = speed.compile_module(self.module, self.device)
             self.compiled = True
         allowed = self.spec.precision

@@ -83,7 +83,7 @@ def test_bench_command_writes_every_field(fake_weights, tmp_path, capsys):
     for entry in sizes.values():
         for timing in ("plain_ms", "optimised_ms"):
             assert entry[timing]["n"] == 2 and 0 < entry[timing]["p50"] <= entry[timing]["p90"]
-        assert entry["speedup"] > 0 and 0 <= entry["mask_agreement"] <= 1
+        assert entry["speedup"] > 0 and 0 <= entry["mask_agreement"] <= 1 and entry["optimised_first_call_ms"] > 0
         assert entry["gflops"] > 0 and entry["achieved_tflops"] > 0
         assert entry["peak_tflops"] is None and entry["percent_of_peak"] is None  # no CPU peak is claimed
         assert entry["batched"]["batch"] == 2 and entry["batched"]["images_per_s"] > 0

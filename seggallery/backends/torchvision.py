@@ -53,8 +53,8 @@ class TorchvisionSegmenter(Segmenter):
         self.transforms = weights_enum(spec).transforms()
         # transforms() rebuilds mean/std on the device and checks std != 0 on every call: two blocking
         # copies and a host sync on a GPU. The same arithmetic with constants made once needs none.
-        self.mean = torch.tensor(self.transforms.mean, device=device).view(-1, 1, 1)
-        self.std = torch.tensor(self.transforms.std, device=device).view(-1, 1, 1)
+        self.mean = torch.tensor(self.transforms.mean).view(-1, 1, 1).to(device)
+        self.std = torch.tensor(self.transforms.std).view(-1, 1, 1).to(device)
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """weights.transforms() on the device, operation for operation (tests check the result is identical)."""
