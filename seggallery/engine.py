@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import speed, zerogpu
 from .catalog import LabelSet, ModelSpec
 from .safety import allowed_spec
 
@@ -62,6 +63,8 @@ class Prediction:
     confidence: np.ndarray | None = None  # h x w max class probability at the model's output resolution
     entropy: np.ndarray | None = None  # h x w entropy / log(C), same resolution (seggallery.uncertainty)
     notes: list[str] = field(default_factory=list)  # what was done differently, for the user (e.g. an OOM retry)
+    precision_note: str = ""  # why this precision: device, catalog opt-out, measured fp32 agreement
+    torch_device: str = "cpu"  # where it ran, as torch names it ("cuda:0"): overlays are composited there
 
     @property
     def labels(self) -> LabelSet:
@@ -86,14 +89,22 @@ class Segmenter:
     Backends subclass this and override `preprocess` (uint8 RGB H x W x 3 array -> model input on the
     device, exactly as the checkpoint was evaluated upstream), and where needed `forward` and
     `postprocess` (model output -> H x W class-id tensor at the original size).
-    """
 
-    precision = "fp32"
+    A backend builds it plain (fp32, upstream memory layout); the engine then calls `optimize` and,
+    before the first prediction, `verify_precision` (see seggallery.speed). `precision` always names
+    what actually runs.
+    """
 
     def __init__(self, spec: ModelSpec, module: torch.nn.Module, device: torch.device):
         self.spec = spec
         self.device = device
         self.module = module.eval().to(device)
+        self.precision = "fp32"
+        self.precision_note = "plain fp32 (not optimised)"
+        self.channels_last = False
+        self.compiled = False
+        self.pending_precision: str | None = None  # a reduced precision waiting for its agreement check
+        self.precision_check: dict | None = None  # the agreement measurement behind the current precision
 
     @property
     def labels(self) -> LabelSet:
@@ -112,23 +123,147 @@ class Segmenter:
         tensors = [*self.module.parameters(), *self.module.buffers()]
         return sum(t.numel() * t.element_size() for t in tensors)
 
+    # -- speed -------------------------------------------------------------------------------------
+
+    def optimize(self, options: speed.SpeedOptions) -> None:
+        """Memory layout, compilation and the precision to try, from the options, device and catalog entry.
+
+        A reduced precision is only 'pending' here: verify_precision decides whether it is kept.
+        """
+        if not options.optimize:
+            return
+        if self.device.type == "cuda":
+            speed.enable_cudnn_autotune()
+        if options.channels_last and speed.has_convolutions(self.module):
+            self.module = self.module.to(memory_format=torch.channels_last)
+            self.channels_last = True
+        if options.compile and self.device.type in ("cuda", "cpu") and not zerogpu.active():
+            self.module = speed.compile_module(self.module, self.device)
+            self.compiled = True
+        allowed = self.spec.precision
+        precision, why = speed.choose_precision(options.precision, speed.fastest_precision(self.device), allowed)
+        if allowed != "auto" and precision == "fp32" and self.spec.precision_reason:
+            why = f"{why}: {self.spec.precision_reason}"
+        self.precision_note = why
+        if precision == "fp32":
+            return
+        if options.check_agreement:
+            self.pending_precision = precision
+        else:
+            self.precision, self.precision_note = precision, f"{why}; agreement with fp32 not checked"
+
+    def verify_precision(self, image: np.ndarray | None = None, store: speed.PrecisionChecks | None = None) -> None:
+        """Keep the pending reduced precision only if its mask agrees with fp32 on enough pixels.
+
+        The measurement is looked up in, or added to, `store` (keyed by weights and device). Without a
+        calibration photo the reduced precision is used and the note says it was not checked. The first
+        optimised forward also happens here; if it fails (a layout a model's code does not expect), the
+        model falls back to running plain instead of failing later.
+        """
+        precision, self.pending_precision = self.pending_precision, None
+        if precision is None:
+            return
+        store = store or speed.PrecisionChecks()
+        weights = getattr(self.module, "_orig_mod", self.module)  # the same weights, compiled or not
+        key = store.key(self.spec.id, speed.weights_fingerprint(weights), self.device, precision)
+        known = store.get(key)
+        if known is None:
+            photo = "the given image" if image is not None else speed.CALIBRATION_PHOTO.name
+            image = image if image is not None else speed.calibration_photo()
+            if image is None:
+                self.precision, self.precision_note = precision, f"{self.precision_note}; no calibration photo, not checked"
+                return
+            try:
+                agreement = self._measure_agreement(image, precision)
+            except torch.OutOfMemoryError:
+                raise
+            except Exception as error:  # noqa: BLE001 - an optimisation must never cost the model itself
+                self._run_plain(f"optimised run failed ({type(error).__name__}: {str(error)[:200]}); running plain fp32")
+                return
+            known = {"agreement": agreement, "pixels": int(image.shape[0] * image.shape[1]), "photo": photo,
+                     "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            store.put(key, known)
+            known = {**known, "source": "measured now"}
+        else:
+            known = {**known, "source": f"stored in {store.path}"}
+        self.precision_check = {**known, "precision": precision, "threshold": speed.AGREEMENT_THRESHOLD}
+        share = f"{100 * known['agreement']:.2f}% of pixels agree with fp32"
+        if known["agreement"] >= speed.AGREEMENT_THRESHOLD:
+            self.precision, self.precision_note = precision, f"{self.precision_note}; {share}"
+        else:
+            self.precision = "fp32"
+            self.precision_note = f"{precision} fell back to fp32: only {share} (needs {100 * speed.AGREEMENT_THRESHOLD:.1f}%)"
+
+    def _measure_agreement(self, image: np.ndarray, precision: str) -> float:
+        with torch.inference_mode():
+            inputs = self.prepare_inputs(self.preprocess(image))
+            compiled, self.module = self.module, getattr(self.module, "_orig_mod", self.module)
+            try:  # the fp32 reference runs eagerly: compiling it too would double a long first call
+                reference = self.postprocess(self.forward(inputs), image.shape[:2])
+            finally:
+                self.module = compiled
+            with speed.autocast(self.device, precision):
+                outputs = self.forward(inputs)
+            reduced = self.postprocess(speed.to_float32(outputs), image.shape[:2])
+            return float((reference == reduced).float().mean())  # a load-time host sync, once per model
+
+    def _run_plain(self, note: str) -> None:
+        module = getattr(self.module, "_orig_mod", self.module)  # undo torch.compile
+        self.module = module.to(memory_format=torch.contiguous_format)
+        self.channels_last = self.compiled = False
+        self.precision, self.precision_note = "fp32", note
+
+    def upload(self, array: np.ndarray) -> torch.Tensor:
+        """A host array as a tensor on the device, without making the host wait for the GPU (the driver
+        stages pageable memory before returning, so the array may be reused at once)."""
+        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device, non_blocking=True)
+
+    def prepare_inputs(self, inputs: Any) -> Any:
+        return speed.to_channels_last(inputs) if self.channels_last else inputs
+
+    @property
+    def optimised(self) -> bool:
+        return self.channels_last or self.compiled or self.precision != "fp32"
+
+    def run_forward(self, inputs: Any) -> Any:
+        """The model on prepared inputs, in the chosen precision, outputs back in fp32.
+
+        If an optimised model fails (code that assumes the default memory layout, an operator the
+        compiler does not support), it is switched to plain fp32 for good and this call is retried.
+        """
+        try:
+            with speed.autocast(self.device, self.precision):
+                outputs = self.forward(inputs)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as error:  # noqa: BLE001 - an optimisation must never cost the model itself
+            if not self.optimised:
+                raise
+            self._run_plain(f"optimised run failed ({type(error).__name__}: {str(error)[:200]}); running plain fp32")
+            return self.forward(speed.map_tensors(inputs, lambda t: t.contiguous()))
+        return speed.to_float32(outputs) if self.precision != "fp32" else outputs
+
     @torch.inference_mode()
     def predict(self, image: np.ndarray) -> Prediction:
         timer = StepTimer(self.device)
-        inputs = self.preprocess(image)
+        inputs = self.prepare_inputs(self.preprocess(image))
         timer.mark("preprocess")
-        outputs = self.forward(inputs)
+        outputs = self.run_forward(inputs)
         timer.mark("forward")
         mask = self.postprocess(outputs, image.shape[:2])
         timer.mark("postprocess")
+        maps = self.uncertainty(outputs)  # outside the timed steps: not part of segmenting
+        maps = None if maps is None else maps.to("cpu", non_blocking=True)  # completed by the next line's wait
         mask_np = mask.to("cpu", torch.int32).numpy()  # the one host sync of this call
         timings = timer.finish()
-        confidence, entropy = self.uncertainty(outputs)  # after the timer: not part of segmenting
+        confidence, entropy = (None, None) if maps is None else maps.numpy()
         return Prediction(self.spec, mask_np, timings, device_name(self.device), self.precision, cold=False,
-                          confidence=confidence, entropy=entropy)
+                          confidence=confidence, entropy=entropy,
+                          precision_note=self.precision_note, torch_device=str(self.device))
 
-    def uncertainty(self, outputs: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """Confidence and entropy maps from the raw outputs; backends with unusual outputs override it."""
+    def uncertainty(self, outputs: Any) -> torch.Tensor | None:
+        """Confidence and entropy maps (2 x h x w, on the device) from the raw outputs; backends with
+        unusual outputs override it."""
         from .uncertainty import uncertainty_maps
 
         return uncertainty_maps(outputs)
@@ -240,6 +375,11 @@ class ModelCache:
         if device_type == "cuda":
             torch.cuda.empty_cache()
 
+    def segmenters(self) -> list[Segmenter]:
+        """Every loaded model, most recently used last."""
+        with self._lock:
+            return list(self._entries.values())
+
     def bytes_used(self, device_type: str) -> int:
         return sum(s.nbytes() for s in self._entries.values() if s.device.type == device_type)
 
@@ -268,36 +408,70 @@ def default_cache_budget() -> dict[str, int]:
 
 @dataclass
 class Engine:
-    """Segments images with catalog models, loading each lazily once and keeping it cached."""
+    """Segments images with catalog models, loading each lazily once and keeping it cached.
+
+    Each model is optimised as `options` allow (seggallery.speed) right after loading; a reduced
+    precision is checked against fp32 before its first prediction, and that check is part of the
+    cold call's "load" time.
+    """
 
     device: torch.device = field(default_factory=pick_device)
     cache: ModelCache = field(default_factory=ModelCache)
+    options: speed.SpeedOptions = field(default_factory=speed.SpeedOptions.from_env)
+    checks: speed.PrecisionChecks = field(default_factory=speed.PrecisionChecks)
 
     def __post_init__(self):
         self._load_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        # On ZeroGPU the whole Compare runs in one GPU call; elsewhere this is _run_many itself.
+        self._run_many_on_device = zerogpu.gpu(self._run_many)
 
-    def segmenter(self, model_id: str, device: torch.device | None = None) -> tuple[Segmenter, float | None]:
-        """The loaded model (on the engine's device unless `device` says otherwise) and, when this call
-        loaded it, how long loading took in ms."""
+    def segmenter(self, model_id: str, device: torch.device | None = None, verify: bool = True) -> tuple[Segmenter, float | None]:
+        """The loaded, optimised model (on the engine's device unless `device` says otherwise) and, when
+        this call loaded it or finished its precision check, how long that took in ms.
+
+        verify=False leaves a reduced precision's fp32 check for the first use (ZeroGPU preloading,
+        where no GPU is attached yet); that use then runs the check and counts it as loading.
+        """
         from .backends import load_segmenter
 
         device = device or self.device
         spec = allowed_spec(model_id)
-        cached = self.cache.get(model_id, device)
-        if cached is not None:
-            return cached, None
         with self._locks_guard:
             lock = self._load_locks.setdefault(model_id, threading.Lock())
-        with lock:  # two sessions asking for the same cold model load it once
+        with lock:  # two sessions asking for the same cold model load (and check) it once
             cached = self.cache.get(model_id, device)
             if cached is not None:
-                return cached, None
+                return cached, self._finish_precision_check(cached) if verify else None
             start = time.perf_counter()
             segmenter = load_segmenter(spec, device)
+            segmenter.optimize(self.options)
+            if verify:
+                segmenter.verify_precision(store=self.checks)
             load_ms = (time.perf_counter() - start) * 1000.0
             self.cache.put(segmenter)
             return segmenter, load_ms
+
+    def _finish_precision_check(self, segmenter: Segmenter) -> float | None:
+        """A preloaded model's deferred fp32 agreement check, run on its first use; its time in ms."""
+        if segmenter.pending_precision is None:
+            return None
+        start = time.perf_counter()
+        segmenter.verify_precision(store=self.checks)
+        return (time.perf_counter() - start) * 1000.0
+
+    def preload(self, model_ids: list[str]) -> list[Failure]:
+        """Load models now (ZeroGPU: at import time, onto CUDA); failures are returned, not raised."""
+        from .backends import describe_failure
+
+        failures = []
+        for model_id in model_ids:
+            try:
+                self.segmenter(model_id, verify=False)
+            except Exception as error:  # noqa: BLE001 - one broken model must not stop the app starting
+                spec = allowed_spec(model_id)
+                failures.append(Failure(spec, *describe_failure(spec, error)))
+        return failures
 
     def run(self, image: np.ndarray, model_id: str) -> Result:
         """One model on one image. Never raises for a model's own failure: returns a Failure instead.
@@ -330,6 +504,14 @@ class Engine:
         """
         for model_id in model_ids:
             allowed_spec(model_id)
+        if zerogpu.active():
+            # The GPU call's arguments are pickled: a progress callback (a closure) cannot go with them.
+            if on_progress is not None and model_ids:
+                on_progress(0, model_ids[0])
+            return self._run_many_on_device(image, list(model_ids))
+        return self._run_many(image, model_ids, on_progress)
+
+    def _run_many(self, image: np.ndarray, model_ids: list[str], on_progress=None) -> list[Result]:
         results = []
         for index, model_id in enumerate(model_ids):
             if on_progress is not None:

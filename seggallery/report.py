@@ -41,6 +41,7 @@ def model_report(result: Result, truth: TruthComparison | None = None) -> dict:
         "cold": result.cold,
         "device": result.device,
         "precision": result.precision,
+        "precision_note": result.precision_note,
         "mask_size": list(result.mask.shape),
         "published_metrics": list(spec.metrics),
         "notes": list(result.notes),

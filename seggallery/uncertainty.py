@@ -31,15 +31,16 @@ def class_probabilities(outputs: Any) -> torch.Tensor | None:
     return None
 
 
-def uncertainty_maps(outputs: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """(confidence, entropy), each h x w float32 in [0, 1]; entropy is divided by log(C) so that models
-    with different numbers of classes share one scale. (None, None) when the output is not understood."""
+def uncertainty_maps(outputs: Any) -> torch.Tensor | None:
+    """2 x h x w float32 on the outputs' device: confidence, then entropy divided by log(C) so that models
+    with different numbers of classes share one scale; both in [0, 1]. None when the output is not understood.
+    It stays on the device, so the engine can fetch it together with the mask in the same wait."""
     probs = class_probabilities(outputs)
     if probs is None:
-        return None, None
+        return None
     confidence = probs.max(0).values
     entropy = -(probs * probs.clamp_min(1e-12).log()).sum(0) / math.log(max(probs.shape[0], 2))
-    return confidence.cpu().numpy().astype(np.float32), entropy.clamp(0, 1).cpu().numpy().astype(np.float32)
+    return torch.stack([confidence, entropy.clamp(0, 1)])
 
 
 def upsample_map(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:

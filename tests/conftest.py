@@ -28,6 +28,10 @@ os.environ["HF_HOME"] = str(_CACHES / "hf")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["SEGGALLERY_DEVICE"] = "cpu"
+# Backend tests compare masks exactly with upstream fp32 inference, so models run plain unless a test
+# asks for the optimised engine (tests/test_speed.py); precision checks go to the temporary caches.
+os.environ["SEGGALLERY_OPTIMIZE"] = "0"
+os.environ["SEGGALLERY_CACHE_DIR"] = str(_CACHES / "seggallery")
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["SEGGALLERY_CACHE"] = str(_CACHES / "seggallery")  # drawn explanation diagrams
 

@@ -97,7 +97,7 @@ def test_uncertainty_maps_from_logits_and_mask_classification():
     probs = class_probabilities(Queries())
     assert probs.shape == (2, 1, 2) and torch.allclose(probs.sum(0), torch.ones(1, 2))
     assert probs.argmax(0).tolist() == [[0, 1]]
-    assert uncertainty_maps(object()) == (None, None)
+    assert uncertainty_maps(object()) is None
 
 
 def test_enet_prediction_carries_confidence_matching_its_logits(street):

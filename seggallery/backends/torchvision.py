@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 from torchvision.models import segmentation as tv_segmentation
+from torchvision.transforms import functional as TF
 
 from .. import integrity
 from ..catalog import ModelSpec
@@ -52,10 +53,18 @@ class TorchvisionSegmenter(Segmenter):
         super().__init__(spec, module, device)
         # The checkpoint's own eval preprocessing: resize short side, scale to [0, 1], ImageNet mean/std.
         self.transforms = weights_enum(spec).transforms()
+        # transforms() rebuilds mean/std on the device and checks std != 0 on every call: two blocking
+        # copies and a host sync on a GPU. The same arithmetic with constants made once needs none.
+        self.mean = torch.tensor(self.transforms.mean).view(-1, 1, 1).to(device)
+        self.std = torch.tensor(self.transforms.std).view(-1, 1, 1).to(device)
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
-        tensor = torch.from_numpy(image).permute(2, 0, 1).contiguous().to(self.device)
-        return self.transforms(tensor).unsqueeze(0)
+        """weights.transforms() on the device, operation for operation (tests check the result is identical)."""
+        transforms = self.transforms
+        tensor = self.upload(image).permute(2, 0, 1).contiguous()
+        resized = TF.resize(tensor, transforms.resize_size, interpolation=transforms.interpolation, antialias=transforms.antialias)
+        scaled = resized.to(torch.float32) / 255.0  # convert_image_dtype, uint8 -> float
+        return scaled.sub_(self.mean).div_(self.std).unsqueeze(0)  # normalize
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.module(inputs)["out"]

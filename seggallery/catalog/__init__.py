@@ -49,6 +49,8 @@ class ModelSpec:
     metrics: tuple[dict, ...] = ()
     notes: str = ""
     tags: tuple[str, ...] = field(default=())
+    precision: str = "auto"  # lowest precision allowed: auto (any), bf16 (no fp16), fp32 (no autocast)
+    precision_reason: str = ""  # why an entry limits its precision
 
     @property
     def label_set(self) -> LabelSet:
@@ -59,6 +61,7 @@ class CatalogError(ValueError):
     """A catalog or label file is malformed."""
 
 
+PRECISION_LIMITS = ("auto", "bf16", "fp32")
 _REQUIRED = ("id", "name", "family", "backend", "labels", "source", "preprocess", "license", "paper")
 
 
@@ -68,6 +71,11 @@ def _spec_from_entry(entry: dict) -> ModelSpec:
         raise CatalogError(f"catalog entry {entry.get('id', '?')!r} lacks {', '.join(missing)}")
     if entry["backend"] not in BACKENDS:
         raise CatalogError(f"{entry['id']}: unknown backend {entry['backend']!r}")
+    precision = entry.get("precision", "auto")
+    if precision not in PRECISION_LIMITS:
+        raise CatalogError(f"{entry['id']}: precision must be one of {', '.join(PRECISION_LIMITS)}, not {precision!r}")
+    if precision != "auto" and not entry.get("precision_reason"):
+        raise CatalogError(f"{entry['id']}: an entry that limits its precision says why in precision_reason")
     for metric in entry.get("metrics", ()):
         if not {"dataset", "source"} <= metric.keys():
             raise CatalogError(f"{entry['id']}: every published metric needs a dataset and a source")
@@ -84,6 +92,8 @@ def _spec_from_entry(entry: dict) -> ModelSpec:
         metrics=tuple(entry.get("metrics", ())),
         notes=entry.get("notes", ""),
         tags=tuple(entry.get("tags", ())),
+        precision=precision,
+        precision_reason=entry.get("precision_reason", ""),
     )
 
 

@@ -13,6 +13,7 @@ COMMANDS = {
     "compare": ("compare", "segment images with several models; write overlays, masks and report.json"),
     "eval": ("eval", "score models against ground-truth masks over a folder (resumable); write JSON and CSV"),
     "pin": ("pin", "look up the commit SHA of Hub entries that still track a branch"),
+    "bench": ("bench", "time the optimised engine against the plain fp32 baseline; write JSON"),
 }
 
 

@@ -10,13 +10,15 @@ import pandas as pd
 
 from ..analysis import area_table, class_areas
 from ..catalog import catalog, presets
+from ..composite import overlays
 from ..engine import Engine, Failure, Prediction, Result
 from ..images import ImageError, LoadedImage, load_image
-from ..render import legend_html, overlay
+from ..render import legend_html
 from ..report import build_report
 from ..safety import ModelNotAllowed, allowed_spec
 from .evidence import build_evidence_sections
 from .inputs import PhotoInput, upload_name
+from .resident import build_resident_panel
 
 MAX_MODELS = 6
 SESSION_TTL_S = 30 * 60  # a session's last comparison (photo + masks, for the opacity slider) is freed after this
@@ -80,6 +82,7 @@ def area_frame(results: list[Result]) -> pd.DataFrame:
 def slot_updates(comparison: Comparison | None, opacity: float) -> list:
     """Per slot: column visibility, overlay image, legend HTML, caption."""
     results = comparison.results if comparison else []
+    pictures = overlays(comparison.image.pixels, results, opacity) if comparison else []
     updates = []
     for index in range(MAX_MODELS):
         if index >= len(results):
@@ -89,7 +92,7 @@ def slot_updates(comparison: Comparison | None, opacity: float) -> list:
         if isinstance(result, Failure):
             updates += [gr.Column(visible=True), gr.Image(value=None, label=result.spec.name), "", slot_caption(result)]
             continue
-        picture = overlay(comparison.image.pixels, result.mask, result.labels, opacity)
+        picture = pictures[index]
         legend = legend_html(class_areas(result.mask, result.labels))
         updates += [gr.Column(visible=True), gr.Image(value=picture, label=result.spec.name), legend, slot_caption(result)]
     return updates
@@ -119,6 +122,7 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
                 slot_outputs += [column, picture, legend, caption]
         areas = gr.Dataframe(label="Area per class (% of the image and pixels; models with the same label set share rows)", interactive=False, wrap=True)
         timings = gr.Dataframe(label="Timings per model (ms; GPU-synchronised)", interactive=False)
+        resident, refresh_resident = build_resident_panel(engine)
         with gr.Accordion("Report (JSON, same as `python -m seggallery compare` writes)", open=False):
             report = gr.JSON(label="report")
         session = gr.State(None, time_to_live=SESSION_TTL_S)
@@ -160,6 +164,7 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
             return slot_updates(comparison, opacity_value)
 
         compare_event = run_button.click(compare, inputs=[photo, models, opacity], outputs=[session, status, *slot_outputs, areas, timings, report], api_name="compare")
+        compare_event.then(refresh_resident, outputs=[resident], api_name=False)
         opacity.release(redraw, inputs=[session, opacity], outputs=slot_outputs, api_name=False)
         preset.change(lambda name: presets()[name]["models"], inputs=[preset], outputs=[models], api_name=False)
         build_evidence_sections(session, photo, opacity, compare_event)

@@ -1,0 +1,62 @@
+"""Overlays for a whole Compare at once, composited where the masks were computed.
+
+On a GPU the photo is uploaded once, each mask is coloured and blended there, and all overlays come back
+in one transfer; elsewhere numpy's render.overlay does the same arithmetic. Both give identical pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import zerogpu
+from .catalog import LabelSet
+from .engine import Prediction, Result
+from .render import overlay
+
+
+def _palette(labels: LabelSet, device: torch.device) -> torch.Tensor:
+    """render.colorize's lookup table as a float tensor: the label set's colours, white beyond them."""
+    lut = np.full((max(256, len(labels)), 3), 255, dtype=np.uint8)
+    lut[: len(labels)] = np.asarray(labels.colors, dtype=np.uint8)
+    return torch.from_numpy(lut).to(device, torch.float32)
+
+
+@torch.inference_mode()
+def overlays_on(device: torch.device, image: np.ndarray, predictions: list[Prediction], opacity: float) -> list[np.ndarray]:
+    """render.overlay for each prediction, computed with torch on `device`, one host transfer in all."""
+    if not predictions:
+        return []
+    opacity = float(np.clip(opacity, 0.0, 1.0))
+    photo = torch.from_numpy(np.ascontiguousarray(image)).to(device).float() * (1.0 - opacity)
+    palettes: dict[str, torch.Tensor] = {}
+    blended = []
+    for prediction in predictions:
+        labels = prediction.labels
+        palette = palettes.setdefault(labels.id, _palette(labels, device))
+        mask = torch.from_numpy(np.ascontiguousarray(prediction.mask)).to(device).long()
+        # same operations in the same order as render.overlay, so the pixels are identical
+        blended.append((photo + palette[mask] * opacity + 0.5).to(torch.uint8))
+    stacked = torch.stack(blended).cpu().numpy()
+    return list(stacked)
+
+
+def compositing_device(predictions: list[Prediction]) -> torch.device:
+    """The GPU the predictions ran on, if any and if usable here; otherwise the CPU."""
+    for prediction in predictions:
+        device = torch.device(prediction.torch_device)
+        # On ZeroGPU, CUDA only exists inside the GPU call; rendering happens outside it.
+        if device.type == "cuda" and torch.cuda.is_available() and not zerogpu.active():
+            return device
+    return torch.device("cpu")
+
+
+def overlays(image: np.ndarray, results: list[Result], opacity: float = 0.5) -> list[np.ndarray | None]:
+    """The overlay of each result in order (None for a Failure)."""
+    predictions = [r for r in results if isinstance(r, Prediction)]
+    device = compositing_device(predictions)
+    if device.type == "cpu":
+        pictures = iter([overlay(image, p.mask, p.labels, opacity) for p in predictions])
+    else:
+        pictures = iter(overlays_on(device, image, predictions, opacity))
+    return [next(pictures) if isinstance(r, Prediction) else None for r in results]

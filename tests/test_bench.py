@@ -1,0 +1,110 @@
+"""`python -m seggallery bench`: sizes, device peaks, and a real run on a small model writing complete JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from seggallery import bench
+from seggallery.cli import main
+
+
+@pytest.mark.parametrize("text, size", [("512", (512, 512)), ("1024x768", (768, 1024)), ("native", None), (" 64 ", (64, 64))])
+def test_parse_size(text, size):
+    assert bench.parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "big", "10", "512x", "99999"])
+def test_bad_sizes_are_refused(text):
+    with pytest.raises(ValueError):
+        bench.parse_size(text)
+
+
+@pytest.mark.parametrize(
+    "gpu, precision, peak",
+    [
+        ("NVIDIA H100 80GB HBM3", "bf16", 989.5),
+        ("NVIDIA H100 PCIe", "bf16", 756.5),
+        ("NVIDIA H200", "fp16", 989.5),
+        ("NVIDIA H200 NVL", "bf16", 835.5),
+        ("NVIDIA A100-SXM4-80GB", "bf16", 312.0),
+        ("NVIDIA A100-SXM4-80GB", "fp32", 156.0),  # cuDNN runs fp32 convolutions on TF32 by default
+        ("NVIDIA L4", "bf16", 121.0),
+        ("NVIDIA L40S", "bf16", None),  # not listed: no guess (and not mistaken for an L4)
+        ("Tesla T4", "bf16", None),
+        ("NVIDIA H100 NVL", "bf16", None),
+    ],
+)
+def test_gpu_peaks_match_whole_words_only(monkeypatch, gpu, precision, peak):
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: gpu)
+    value, what = bench.peak_tflops(torch.device("cuda"), precision)
+    assert value == peak
+    assert what.startswith("n/a") == (peak is None)
+
+
+def test_no_cpu_peak_is_claimed():
+    value, what = bench.peak_tflops(torch.device("cpu"), "bf16")
+    assert value is None and what.startswith("n/a")
+
+
+def test_peak_memory_sees_an_allocation():
+    with bench.PeakMemory(torch.device("cpu")) as memory:
+        block = torch.ones(64 << 20, dtype=torch.uint8)  # 64 MB, touched
+        block.add_(1)
+        del block
+    if memory.peak_bytes is None:
+        pytest.skip("no /proc/self/statm here")
+    assert memory.extra_bytes >= 32 << 20
+
+
+def test_bench_command_writes_every_field(fake_weights, tmp_path, capsys):
+    fake_weights("lraspp_mobilenet_v3_large")
+    out = tmp_path / "bench.json"
+    code = main(["bench", "--models", "lraspp_mobilenet_v3_large", "--sizes", "64,96x64", "--device", "cpu",
+                 "--repeat", "2", "--batch", "2", "--precision", "bf16", "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "lraspp_mobilenet_v3_large" in printed and f"wrote {out}" in printed and "Compare of" in printed
+    result = json.loads(out.read_text())
+
+    assert result["machine"]["device"] == "cpu" and result["settings"]["repeat"] == 2
+    (row,) = result["models"]
+    assert set(row["cold_ms"]) == {"import", "load", "optimize", "precision_check", "total"}
+    assert row["cold_ms"]["load"] > 0 and row["weights_mb"] > 0
+    assert row["precision"] in ("bf16", "fp32") and row["precision_note"]
+    assert row["precision_check"]["precision"] == "bf16" and 0 <= row["precision_check"]["agreement"] <= 1
+    assert row["channels_last"] is True
+    assert row["host_syncs_per_predict"]["count"] == 1
+    sizes = {entry["size"]: entry for entry in row["sizes"]}
+    assert sizes.keys() == {"64", "96x64"}
+    assert sizes["96x64"]["input_hw"] == [64, 96]
+    for entry in sizes.values():
+        for timing in ("plain_ms", "optimised_ms"):
+            assert entry[timing]["n"] == 2 and 0 < entry[timing]["p50"] <= entry[timing]["p90"]
+        assert entry["speedup"] > 0 and 0 <= entry["mask_agreement"] <= 1 and entry["optimised_first_call_ms"] > 0
+        assert entry["gflops"] > 0 and entry["achieved_tflops"] > 0
+        assert entry["peak_tflops"] is None and entry["percent_of_peak"] is None  # no CPU peak is claimed
+        assert entry["batched"]["batch"] == 2 and entry["batched"]["images_per_s"] > 0
+        assert entry["peak_memory_mb"]["optimised"] > 0
+        assert entry["logits"]["fragile_pixel_share"] >= 0
+    assert sizes["96x64"]["gflops"] == pytest.approx(sizes["64"]["gflops"] * 1.5, rel=0.05)
+
+    compare = result["compare"]
+    assert compare["models"] == ["lraspp_mobilenet_v3_large"] and compare["photo_hw"] == [768, 1024]
+    for step in ("total", "models", "overlays", "areas", "forward_sum"):
+        assert compare["ms"][step]["n"] == 2
+    assert compare["ms"]["total"]["p50"] >= compare["ms"]["forward_sum"]["p50"] > 0
+    assert compare["overhead_ratio"] >= 1.0 and compare["meets_target"] == (compare["overhead_ratio"] <= 1.2)
+
+
+def test_bench_reports_a_model_without_weights_and_fails(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
+    out = tmp_path / "bench.json"
+    code = main(["bench", "--models", "fcn_resnet101", "--sizes", "64", "--device", "cpu", "--repeat", "1",
+                 "--no-compare", "--json", str(out)])
+    assert code == 1
+    assert "FAILED" in capsys.readouterr().out
+    (row,) = json.loads(out.read_text())["models"]
+    assert "not in the local cache" in row["error"] and row["fix"].startswith("python -m seggallery fetch")
