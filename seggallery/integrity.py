@@ -72,10 +72,19 @@ def remove_hub_file(path: str | os.PathLike) -> None:
             pass
 
 
-def torch_hub_file_intact(path: str | os.PathLike) -> bool:
-    """Does a torch hub checkpoint's sha256 start with the hash prefix in its name? (No prefix: True.)"""
+def name_hash_prefix(name: str) -> str | None:
+    """The sha256 prefix a published torch hub file name ends in (`fcn_resnet50_coco-1167a1af.pth` -> 1167a1af)."""
+    match = torch.hub.HASH_REGEX.search(name)
+    return match.group(1) if match and match.group(1) else None
+
+
+def torch_hub_file_intact(path: str | os.PathLike, sha256_prefix: str | None = None) -> bool:
+    """Does a torch hub checkpoint's sha256 start with `sha256_prefix` (by default, the prefix in its name)?
+
+    Nothing to check against (no prefix given or in the name): True.
+    """
     path = Path(path)
-    match = torch.hub.HASH_REGEX.search(path.name)
-    if match is None:
+    prefix = sha256_prefix or name_hash_prefix(path.name)
+    if prefix is None:
         return True
-    return path.is_file() and sha256_of(path).startswith(match.group(1))
+    return path.is_file() and sha256_of(path).startswith(prefix)

@@ -92,10 +92,3 @@ def local_checkpoint(name: str | os.PathLike, root: str | os.PathLike | None = N
     if not path.is_file():
         raise ModelNotAllowed(f"no checkpoint file {str(name)!r} in {base}")
     return path
-
-
-def load_weights(path: str | os.PathLike) -> dict:
-    """A torch checkpoint as plain tensors and containers: weights_only=True, on the CPU."""
-    import torch
-
-    return torch.load(path, map_location="cpu", weights_only=True)

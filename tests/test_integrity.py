@@ -80,7 +80,7 @@ def test_a_load_error_with_an_intact_file_is_not_mistaken_for_damage(torch_home,
     from seggallery.backends import torchvision as tv_backend
 
     path = tv_backend.checkpoint_path(get_spec("lraspp_mobilenet_v3_large"))
-    monkeypatch.setattr(integrity, "torch_hub_file_intact", lambda p: True)
+    monkeypatch.setattr(integrity, "torch_hub_file_intact", lambda *args: True)
     monkeypatch.setattr(torch, "load", _raise_runtime_error)
     result = Engine(device=torch.device("cpu")).run(SMALL_PHOTO, "lraspp_mobilenet_v3_large")
     assert isinstance(result, Failure) and "a real bug" in result.reason

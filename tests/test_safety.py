@@ -15,7 +15,7 @@ import seggallery.backends as backends
 from seggallery.backends import load_segmenter
 from seggallery.catalog import catalog, get_spec
 from seggallery.engine import Engine, Failure, Prediction
-from seggallery.safety import ModelNotAllowed, allowed_spec, check_hub_file, load_weights, local_checkpoint
+from seggallery.safety import ModelNotAllowed, allowed_spec, check_hub_file, local_checkpoint
 
 PACKAGE = Path(__file__).resolve().parents[1] / "seggallery"
 SMALL_PHOTO = np.random.default_rng(0).integers(0, 255, (64, 80, 3), dtype=np.uint8)
@@ -77,11 +77,9 @@ def test_torch_load_never_unpickles_code_even_when_asked_to(tmp_path):
         torch.load(tmp_path / "evil.pth", weights_only=False)
     with pytest.raises(Exception, match="(?i)weights.only"):
         torch.hub.load_state_dict_from_url("https://example.invalid/evil.pth", model_dir=str(tmp_path), file_name="evil.pth")
-    with pytest.raises(Exception, match="(?i)weights.only"):
-        load_weights(tmp_path / "evil.pth")
     assert not marker.exists()
     torch.save({"weight": torch.ones(2)}, tmp_path / "good.pth")
-    assert torch.equal(load_weights(tmp_path / "good.pth")["weight"], torch.ones(2))
+    assert torch.equal(torch.load(tmp_path / "good.pth")["weight"], torch.ones(2))
 
 
 def test_a_hostile_cached_checkpoint_is_refused_and_the_other_models_run(tmp_path, monkeypatch):

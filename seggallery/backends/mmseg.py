@@ -11,36 +11,34 @@ input's size and then to the image's, as mmseg's EncoderDecoder does.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import pickle
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 import torch
 
+from .. import integrity
 from ..archs.encoder_decoder import EncoderDecoder, build_encoder_decoder, from_mmseg_state_dict
 from ..catalog import ModelSpec
 from ..engine import Segmenter, upsample_argmax
-from . import WeightsUnavailable, hub
+from . import WeightsUnavailable, hub, torchhub
 
 
 def checkpoint_name(spec: ModelSpec) -> str:
-    return os.path.basename(urlparse(spec.source["url"]).path)
+    return torchhub.file_name(spec.source["url"])
 
 
 def checkpoint_path(spec: ModelSpec) -> Path:
     """Where torch.hub keeps the official file: $TORCH_HOME/hub/checkpoints/<its published name>."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / checkpoint_name(spec)
+    return torchhub.cache_path(checkpoint_name(spec))
 
 
 def hash_prefix(spec: ModelSpec) -> str:
     """The sha256 prefix in the published file name (`..._20200617_010715-52dc5306.pth` -> 52dc5306)."""
-    match = torch.hub.HASH_REGEX.search(checkpoint_name(spec))
-    if match is None or not match.group(1):
+    prefix = torchhub.name_hash_prefix(checkpoint_name(spec))
+    if prefix is None:
         raise ValueError(f"{spec.id}: {checkpoint_name(spec)} carries no sha256 prefix")
-    return match.group(1)
+    return prefix
 
 
 def _mirror(spec: ModelSpec) -> dict | None:
@@ -81,13 +79,7 @@ def fetch(spec: ModelSpec) -> Path:
 
 
 def _download_official(spec: ModelSpec) -> Path:
-    url, path = spec.source["url"], checkpoint_path(spec)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:  # torch.hub checks the sha256 against the prefix in the name and keeps nothing on a mismatch
-        torch.hub.download_url_to_file(url, str(path), hash_prefix=hash_prefix(spec), progress=True)
-    except (OSError, RuntimeError) as error:  # URLError is an OSError; a hash mismatch is a RuntimeError
-        raise WeightsUnavailable(f"{url}: {error}") from error
-    return path
+    return torchhub.download(spec.source["url"], checkpoint_path(spec), hash_prefix(spec))
 
 
 def _download_mirror(spec: ModelSpec) -> Path:
@@ -95,7 +87,7 @@ def _download_mirror(spec: ModelSpec) -> Path:
     folder = hub.download(mirror["repo"], mirror["revision"], [mirror["filename"]])
     path = folder / Path(mirror["filename"]).name
     # A mirror must hold the very file that was published: check it once, as torch.hub does for the URL.
-    digest = sha256_of(path)
+    digest = integrity.sha256_of(path)
     if not digest.startswith(hash_prefix(spec)):
         blob = path.resolve()
         path.unlink()
@@ -105,14 +97,6 @@ def _download_mirror(spec: ModelSpec) -> Path:
             f"its sha256 starts {digest[:8]}, the published file's {hash_prefix(spec)}"
         )
     return path
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # Plain-data numpy types that some older training scripts left in a checkpoint's `meta` (a seed, a
@@ -193,4 +177,6 @@ class MmsegSegmenter(Segmenter):
 
 
 def build(spec: ModelSpec, device: torch.device) -> Segmenter:
-    return MmsegSegmenter(spec, load_module(spec, fetch(spec)), device)
+    path = fetch(spec)
+    module = torchhub.load_repairing(path, lambda: load_module(spec, fetch(spec)), lambda: fetch(spec), hash_prefix(spec))
+    return MmsegSegmenter(spec, module, device)

@@ -1,9 +1,9 @@
 """Our own architectures (seggallery/archs) with weights from a plain URL, checked against a sha256.
 
 A catalog entry names `source = { url, sha256, file }`: the file is downloaded once into torch hub's
-checkpoint cache ($TORCH_HOME/hub/checkpoints/<file>), its sha256 is checked on download and on every
-load (a truncated or altered file is refused), and it is read with torch.load(weights_only=True). The
-architecture is chosen by the entry's family.
+checkpoint cache ($TORCH_HOME/hub/checkpoints/<file>) with its sha256 checked (backends/torchhub.py; a
+cached file that later fails to load and no longer matches is replaced), and it is read with
+torch.load(weights_only=True). The architecture is chosen by the entry's family.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from ..catalog import ModelSpec
-from ..integrity import sha256_of
 from ..engine import Segmenter
-from . import WeightsUnavailable
+from . import torchhub
 
 
 def _enet(num_classes: int) -> torch.nn.Module:
@@ -32,7 +31,7 @@ ARCHITECTURES: dict[str, Callable[[int], torch.nn.Module]] = {"enet": _enet}
 
 
 def checkpoint_path(spec: ModelSpec) -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / spec.source["file"]
+    return torchhub.cache_path(spec.source["file"])
 
 
 def is_cached(spec: ModelSpec) -> bool:
@@ -40,29 +39,13 @@ def is_cached(spec: ModelSpec) -> bool:
 
 
 def fetch(spec: ModelSpec) -> None:
-    """Download the file unless a copy with the right sha256 is cached; a damaged copy is replaced."""
-    path = checkpoint_path(spec)
-    if path.is_file():
-        if sha256_of(path) == spec.source["sha256"]:
-            return
-        path.unlink()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    url = spec.source["url"]
-    try:  # torch.hub writes to a temporary file and renames it only when the whole sha256 matches
-        torch.hub.download_url_to_file(url, str(path), hash_prefix=spec.source["sha256"], progress=True)
-    except (OSError, RuntimeError) as error:  # URLError is an OSError; a hash mismatch is a RuntimeError
-        raise WeightsUnavailable(f"{url}: {error}") from error
+    """Download the file unless it is cached (torchhub checks the whole sha256 before it enters the cache)."""
+    torchhub.download(spec.source["url"], checkpoint_path(spec), spec.source["sha256"])
 
 
 def load_state_dict(spec: ModelSpec) -> dict[str, torch.Tensor]:
-    path = checkpoint_path(spec)
-    actual = sha256_of(path)
-    if actual != spec.source["sha256"]:
-        raise WeightsUnavailable(
-            f"{path} has sha256 {actual[:12]}..., the catalog expects {spec.source['sha256'][:12]}... (fetch replaces it)"
-        )
     # map_location: checkpoints saved from a GPU must also load on a machine without one
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return torch.load(checkpoint_path(spec), map_location="cpu", weights_only=True)
 
 
 class NativeSegmenter(Segmenter):
@@ -85,6 +68,11 @@ def build(spec: ModelSpec, device: torch.device) -> Segmenter:
     if spec.family not in ARCHITECTURES:
         raise ValueError(f"{spec.id}: no native architecture for family {spec.family!r} (have {', '.join(ARCHITECTURES)})")
     fetch(spec)
-    model = ARCHITECTURES[spec.family](len(spec.label_set))
-    model.load_state_dict(load_state_dict(spec), strict=True)
+
+    def load() -> torch.nn.Module:
+        model = ARCHITECTURES[spec.family](len(spec.label_set))
+        model.load_state_dict(load_state_dict(spec), strict=True)
+        return model
+
+    model = torchhub.load_repairing(checkpoint_path(spec), load, lambda: fetch(spec), spec.source["sha256"])
     return NativeSegmenter(spec, model, device)

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import pickle
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 import torch
 from torchvision.models import segmentation as tv_segmentation
 from torchvision.transforms import functional as TF
 
-from .. import integrity
 from ..catalog import ModelSpec
 from ..engine import Segmenter
-from . import WeightsUnavailable
+from . import torchhub
 
 
 def weights_enum(spec: ModelSpec):
@@ -26,8 +22,7 @@ def weights_enum(spec: ModelSpec):
 
 def checkpoint_path(spec: ModelSpec) -> Path:
     """Where torch.hub keeps this checkpoint: $TORCH_HOME/hub/checkpoints/<file name of the URL>."""
-    url = weights_enum(spec).url
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+    return torchhub.cache_path(torchhub.file_name(weights_enum(spec).url))
 
 
 def is_cached(spec: ModelSpec) -> bool:
@@ -35,17 +30,9 @@ def is_cached(spec: ModelSpec) -> bool:
 
 
 def fetch(spec: ModelSpec) -> None:
+    # torchvision's file names end in the first hex digits of the file's sha256: that is what is checked.
     path = checkpoint_path(spec)
-    if path.is_file():
-        return
-    url = weights_enum(spec).url
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # torchvision's file names end in the first hex digits of the file's sha256: torch.hub checks them.
-    hash_prefix = torch.hub.HASH_REGEX.search(path.name).group(1)
-    try:
-        torch.hub.download_url_to_file(url, str(path), hash_prefix=hash_prefix, progress=True)
-    except (OSError, RuntimeError) as error:  # URLError is an OSError; a hash mismatch is a RuntimeError
-        raise WeightsUnavailable(f"{url}: {error}") from error
+    torchhub.download(weights_enum(spec).url, path, torchhub.name_hash_prefix(path.name))
 
 
 class TorchvisionSegmenter(Segmenter):
@@ -72,28 +59,10 @@ class TorchvisionSegmenter(Segmenter):
 
 def build(spec: ModelSpec, device: torch.device) -> Segmenter:
     fetch(spec)
-    model = _model_from_cache(spec)
+    path = checkpoint_path(spec)
+    builder = getattr(tv_segmentation, spec.source["builder"])
+    # torchvision's own weights API loads the cached file strictly (weights only: see seggallery.safety)
+    model = torchhub.load_repairing(path, lambda: builder(weights=weights_enum(spec)), lambda: fetch(spec),
+                                    torchhub.name_hash_prefix(path.name))
     model.aux_classifier = None  # the auxiliary head only helps training: skip it at inference
     return TorchvisionSegmenter(spec, model, device)
-
-
-def _model_from_cache(spec: ModelSpec) -> torch.nn.Module:
-    """The model with its cached weights (loaded strictly, weights only: see seggallery.safety).
-
-    A file that fails to load and no longer matches the hash in its name is damaged: it is removed and
-    fetched once more. A file that matches its hash and still fails is a real error and is raised as is.
-    """
-    builder = getattr(tv_segmentation, spec.source["builder"])
-    try:
-        return builder(weights=weights_enum(spec))
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as error:
-        path = checkpoint_path(spec)
-        if isinstance(error, torch.OutOfMemoryError) or integrity.torch_hub_file_intact(path):
-            raise
-        path.unlink(missing_ok=True)
-        damaged = f"the cached {path.name} was damaged (it fails to load and no longer matches its hash) and has been removed"
-        try:
-            fetch(spec)
-        except WeightsUnavailable as fetch_error:
-            raise WeightsUnavailable(f"{damaged}; fetching it again failed: {fetch_error}") from error
-    return builder(weights=weights_enum(spec))
