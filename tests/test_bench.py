@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
 
+from conftest import REPO
 from seggallery import bench
 from seggallery.cli import main
 
@@ -50,13 +53,22 @@ def test_no_cpu_peak_is_claimed():
 
 
 def test_peak_memory_sees_an_allocation():
-    with bench.PeakMemory(torch.device("cpu")) as memory:
-        block = torch.ones(64 << 20, dtype=torch.uint8)  # 64 MB, touched
-        block.add_(1)
-        del block
-    if memory.peak_bytes is None:
+    """In a fresh process: late in a long test session the allocator reuses pages that are already
+    resident, so a new allocation need not raise the resident set at all."""
+    script = (
+        "import torch; from seggallery import bench\n"
+        "with bench.PeakMemory(torch.device('cpu')) as memory:\n"
+        "    block = torch.ones(64 << 20, dtype=torch.uint8)  # 64 MB, touched\n"
+        "    block.add_(1)\n"
+        "    del block\n"
+        "print(memory.peak_bytes is not None, memory.extra_bytes)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    known, extra = done.stdout.split()
+    if known != "True":
         pytest.skip("no /proc/self/statm here")
-    assert memory.extra_bytes >= 32 << 20
+    assert int(extra) >= 32 << 20
 
 
 def test_bench_command_writes_every_field(fake_weights, tmp_path, capsys):

@@ -1,6 +1,6 @@
 """Drive the app in headless Chromium: the browser test's helpers, and the README screenshot.
 
-    python scripts/screenshot.py [--out assets/screenshot.png] [--photo assets/examples/street-city.jpg]
+    python tests/browser.py [--out assets/screenshot.png] [--photo assets/examples/street-city.jpg]
 
 starts `python app.py` on a free local port with the standard weight caches (so the first run downloads
 the default preset's weights), uploads the photo in Chromium, presses Compare with the default preset
