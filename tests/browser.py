@@ -52,11 +52,28 @@ def chromium_page(profile_dir: Path, executable: str):
             context.close()
 
 
-def run_compare(page, url: str, photo: Path, timeout_ms: int = 240_000) -> str:
-    """Open the app, upload `photo`, press Compare with the default preset, wait for the results."""
+def choose_models(page, names: list[str]) -> None:
+    """Replace the Compare tab's model selection with `names` (display names, as the dropdown lists them)."""
+    picker = page.get_by_label("Models (up to", exact=False)
+    for _ in range(10):  # remove the preset's models one by one (each chip has a remove button)
+        chips = page.locator(".token button, .token .token-remove")
+        if chips.count() == 0:
+            break
+        chips.first.click()
+    for name in names:
+        picker.click()
+        picker.fill(name)
+        page.get_by_role("option", name=name, exact=False).first.click()
+    page.keyboard.press("Escape")
+
+
+def run_compare(page, url: str, photo: Path, timeout_ms: int = 240_000, models: list[str] | None = None) -> str:
+    """Open the app, upload `photo`, press Compare (with the default preset, or `models`), wait for the results."""
     page.goto(url, wait_until="domcontentloaded")
     compare = page.get_by_role("button", name="Compare", exact=True)
     compare.wait_for(timeout=60_000)
+    if models:
+        choose_models(page, models)
     page.locator("input[type=file]").first.set_input_files(str(photo))
     page.locator(".image-frame img, [data-testid=image] img").first.wait_for(timeout=60_000)  # the upload is shown
     compare.click()
@@ -103,13 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "assets" / "screenshot.png")
     parser.add_argument("--photo", type=Path, default=REPO / "assets" / "examples" / "street-city.jpg")
+    parser.add_argument("--models", default="", help="display names to select, comma separated (default: the default preset)")
     args = parser.parse_args(argv)
     executable = chromium_path()
     if executable is None:
         print("Chromium is not installed (apt-get install chromium, or set SEGGALLERY_CHROMIUM)", file=sys.stderr)
         return 2
     with serve_app() as url, tempfile.TemporaryDirectory() as profile, chromium_page(Path(profile), executable) as page:
-        status = run_compare(page, url, args.photo)
+        status = run_compare(page, url, args.photo, models=[m.strip() for m in args.models.split(",") if m.strip()])
         save_compare_view(page, args.out)
     print(f"{status}\nwrote {args.out}")
     return 0
