@@ -1,6 +1,6 @@
 """Drive the app in headless Chromium: the browser test's helpers, and the README screenshot.
 
-    python tests/browser.py [--out assets/screenshot.png] [--photo assets/examples/street-city.jpg]
+    python tests/browser.py [--out assets/screenshot.jpg] [--photo assets/examples/street-city.jpg]
 
 starts `python app.py` on a free local port with the standard weight caches (so the first run downloads
 the default preset's weights), uploads the photo in Chromium, presses Compare with the default preset
@@ -87,7 +87,9 @@ def save_compare_view(page, path: Path) -> None:
     """The Compare tab from the top down to the last model caption (not the tables below)."""
     captions = page.locator(".block.sg-caption")
     bottom = max(captions.nth(i).bounding_box()["y"] + captions.nth(i).bounding_box()["height"] for i in range(captions.count()))
-    page.screenshot(path=str(path), full_page=True, clip={"x": 0, "y": 0, "width": VIEWPORT["width"], "height": bottom + 24})
+    clip = {"x": 0, "y": 0, "width": VIEWPORT["width"], "height": bottom + 24}
+    options = {"quality": 85} if path.suffix.lower() in (".jpg", ".jpeg") else {}  # the README's copy stays small
+    page.screenshot(path=str(path), full_page=True, clip=clip, **options)
 
 
 @contextlib.contextmanager
@@ -118,7 +120,7 @@ def serve_app(timeout_s: float = 180):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=REPO / "assets" / "screenshot.png")
+    parser.add_argument("--out", type=Path, default=REPO / "assets" / "screenshot.jpg")
     parser.add_argument("--photo", type=Path, default=REPO / "assets" / "examples" / "street-city.jpg")
     parser.add_argument("--models", default="", help="display names to select, comma separated (default: the default preset)")
     args = parser.parse_args(argv)

@@ -68,7 +68,7 @@ def test_compare_in_a_real_browser(app_server, browser_page):
     ARTIFACTS.mkdir(exist_ok=True)
     screenshot, view = ARTIFACTS / "browser-compare.png", ARTIFACTS / "browser-compare-view.png"
     page.screenshot(path=str(screenshot), full_page=True)
-    save_compare_view(page, view)  # what tests/browser.py saves as assets/screenshot.png
+    save_compare_view(page, view)  # what tests/browser.py saves as assets/screenshot.jpg
     print(f"\nbrowser screenshots: {screenshot} (whole page), {view} (Compare view)")
     assert screenshot.stat().st_size > 50_000 and view.stat().st_size > 50_000
     assert page.uncaught == [], f"uncaught errors in the page: {page.uncaught}"
