@@ -86,7 +86,7 @@ def build_report(image: LoadedImage, results: list[Result], image_name: str = ""
 
 
 def write_outputs(out_dir: Path, image: LoadedImage, results: list[Result], image_name: str = "", opacity: float = 0.5,
-                  truth: GroundTruth | None = None) -> dict:
+                  truth: GroundTruth | None = None, agreed: Agreement | None = None) -> dict:
     """Per model <id>_overlay.png (with a legend), <id>_mask.png (indexed: pixel = class id) and
     <id>_color.png (the label set's colours); with a ground truth also <id>_correct.png (green right,
     red wrong). For all: report.json, areas.csv, models.csv (timings, published and measured metrics)
@@ -105,7 +105,7 @@ def write_outputs(out_dir: Path, image: LoadedImage, results: list[Result], imag
         comparison = comparisons.get(result.spec.id)
         if comparison is not None and comparison.comparable:
             Image.fromarray(correctness_image(image.pixels, comparison.correct)).save(out_dir / f"{result.spec.id}_correct.png")
-    agreed = agreement(predictions)
+    agreed = agreement(predictions) if agreed is None else agreed
     if agreed is not None:
         Image.fromarray(disagreement_image(image.pixels, agreed.distinct, len(predictions))).save(out_dir / "disagreement.png")
     report = build_report(image, results, image_name, truth, comparisons, agreed)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -21,6 +20,7 @@ from seggallery.engine import Engine, Prediction
 from seggallery.groundtruth import load_mask
 from seggallery.images import load_image
 from seggallery.metrics import Scores
+from seggallery.ui.compare import Comparison  # what the Compare tab keeps per session
 from seggallery.uncertainty import class_probabilities, uncertainty_maps
 
 FAKE_VOC_MODEL = "lraspp_mobilenet_v3_large"
@@ -31,12 +31,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def fake_prediction(model_id: str, mask: np.ndarray) -> Prediction:
     return Prediction(get_spec(model_id), mask.astype(np.int32), {"forward": 1.0, "total": 1.0}, "cpu", "fp32", cold=False)
-
-
-@dataclass
-class Comparison:  # what the Compare tab keeps per session
-    image: object
-    results: list
 
 
 @pytest.fixture(scope="module")

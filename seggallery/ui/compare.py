@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
+from ..agreement import Agreement, agreement
 from ..analysis import area_table, class_areas
 from ..catalog import catalog, presets
 from ..composite import overlays
@@ -32,6 +34,11 @@ class Comparison:
 
     image: LoadedImage
     results: list[Result]
+
+    @cached_property
+    def agreed(self) -> Agreement | None:
+        """The models' agreement, computed once for the report, the evidence sections and the ZIP."""
+        return agreement([r for r in self.results if isinstance(r, Prediction)])
 
 
 def model_choices() -> list[tuple[str, str]]:
@@ -156,7 +163,7 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
             notes = "".join(f" {note}." for note in image.notes)
             message = f"{len(results) - failed} of {len(results)} models ran on {image.pixels.shape[1]}x{image.pixels.shape[0]} pixels.{notes}"
             return [comparison, message, *slot_updates(comparison, opacity_value), area_frame(results),
-                    timing_frame(results), build_report(image, results, upload_name(photo_path))]
+                    timing_frame(results), build_report(image, results, upload_name(photo_path), agreed=comparison.agreed)]
 
         def redraw(comparison, opacity_value):
             if comparison is None:  # nothing compared yet, or the session's state expired: keep what is shown

@@ -17,7 +17,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from ..agreement import Agreement, TruthComparison, agreement
+from ..agreement import Agreement, TruthComparison
 from ..catalog import label_set, label_set_ids
 from ..charts import (accuracy_latency_chart, area_chart, confusion_chart, correctness_image, disagreement_image,
                       figure_image, heatmap, latency_chart, value_map)
@@ -139,8 +139,7 @@ def build_view(comparison, mask_path: str | None = None, labels_choice: str = AU
                 view.correct.append((correctness_image(photo, scored.correct), caption))
                 figure = confusion_chart(scored.scores, f"{prediction.spec.name} (rows: truth, normalised)")
                 view.confusion.append((figure_image(figure), prediction.spec.name))
-    agreed = agreement(predictions)
-    _agreement_parts(view, agreed, predictions, photo)
+    _agreement_parts(view, comparison.agreed, predictions, photo)
     view.confidence, view.entropy = _uncertainty_galleries(predictions, photo.shape[:2])
     view.area_plot = area_chart(predictions)
     view.latency_plot = latency_chart(comparison.results)
@@ -158,7 +157,8 @@ def export_zip(comparison, truth: GroundTruth | None, opacity: float, image_name
     """The files `python -m seggallery compare` writes, zipped, in a fresh temporary folder."""
     stem = Path(image_name).stem or "photo"
     folder = Path(tempfile.mkdtemp(prefix="seggallery-export-"))
-    write_outputs(folder / stem, comparison.image, comparison.results, image_name=image_name, opacity=opacity, truth=truth)
+    write_outputs(folder / stem, comparison.image, comparison.results, image_name=image_name, opacity=opacity, truth=truth,
+                  agreed=comparison.agreed)
     zip_path = zip_folder(folder / stem, folder / f"seggallery-{stem}.zip")
     with _exports_lock:
         _exports.append(folder)
