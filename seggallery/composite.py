@@ -12,14 +12,12 @@ import torch
 from . import zerogpu
 from .catalog import LabelSet
 from .engine import Prediction, Result
-from .render import overlay
+from .render import color_table, overlay
 
 
 def _palette(labels: LabelSet, device: torch.device) -> torch.Tensor:
-    """render.colorize's lookup table as a float tensor: the label set's colours, white beyond them."""
-    lut = np.full((max(256, len(labels)), 3), 255, dtype=np.uint8)
-    lut[: len(labels)] = np.asarray(labels.colors, dtype=np.uint8)
-    return torch.from_numpy(lut).to(device, torch.float32)
+    """render.colorize's lookup table as a float tensor on `device`."""
+    return torch.from_numpy(color_table(labels)).to(device, torch.float32)
 
 
 @torch.inference_mode()

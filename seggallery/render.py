@@ -11,11 +11,16 @@ from .analysis import ClassArea
 from .catalog import LabelSet
 
 
-def colorize(mask: np.ndarray, labels: LabelSet) -> np.ndarray:
-    """H x W class ids -> H x W x 3 colours of the label set (ids outside it are white)."""
+def color_table(labels: LabelSet) -> np.ndarray:
+    """At least 256 x 3 uint8: row i is class i's colour; ids outside the label set are white."""
     lut = np.full((max(256, len(labels)), 3), 255, dtype=np.uint8)
     lut[: len(labels)] = np.asarray(labels.colors, dtype=np.uint8)
-    return lut[mask]
+    return lut
+
+
+def colorize(mask: np.ndarray, labels: LabelSet) -> np.ndarray:
+    """H x W class ids -> H x W x 3 colours of the label set (ids outside it are white)."""
+    return color_table(labels)[mask]
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, labels: LabelSet, opacity: float = 0.5) -> np.ndarray:

@@ -178,8 +178,3 @@ def zip_folder(folder: Path, zip_path: Path) -> Path:
             if path.is_file():
                 archive.write(path, Path(zip_path.stem) / path.relative_to(folder))
     return zip_path
-
-
-def read_mask_png(path: Path) -> np.ndarray:
-    """Class ids back from a mask written by write_outputs."""
-    return np.asarray(Image.open(path))
