@@ -24,6 +24,8 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from .cache import cache_dir
+
 PRECISIONS = ("fp32", "bf16", "fp16")
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 AGREEMENT_THRESHOLD = 0.995  # share of pixels whose class must equal the fp32 mask's
@@ -178,14 +180,6 @@ def device_label(device: torch.device) -> str:
     if device.type == "cpu":
         return f"cpu:{torch.backends.cpu.get_cpu_capability()}:{'bf16' if cpu_has_native_bf16() else 'nobf16'}"
     return device.type
-
-
-def cache_dir() -> Path:
-    """$SEGGALLERY_CACHE_DIR, else $XDG_CACHE_HOME/seggallery, else ~/.cache/seggallery."""
-    explicit = os.environ.get("SEGGALLERY_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "seggallery"
 
 
 class PrecisionChecks:

@@ -33,7 +33,6 @@ os.environ["SEGGALLERY_DEVICE"] = "cpu"
 os.environ["SEGGALLERY_OPTIMIZE"] = "0"
 os.environ["SEGGALLERY_CACHE_DIR"] = str(_CACHES / "seggallery")
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-os.environ["SEGGALLERY_CACHE"] = str(_CACHES / "seggallery")  # drawn explanation diagrams
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "assets" / "examples"

@@ -94,7 +94,7 @@ def test_second_repo_is_read_at_its_pinned_revision(model_id, empty_hub_cache, p
 @pytest.mark.parametrize("model_id", TRANSFORMERS_IDS)
 def test_catalog_preprocess_describes_the_processor_that_runs(model_id, fake_weights, engine):
     """The catalog's `preprocess` is documentation; the image processor loaded from the repo is what runs."""
-    spec, doc = get_spec(model_id), get_spec(model_id).preprocess
+    doc = get_spec(model_id).preprocess
     fake_weights(model_id)
     processor = engine.segmenter(model_id)[0].processor
     processor = getattr(processor, "image_processor", processor)

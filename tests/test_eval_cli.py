@@ -90,7 +90,7 @@ def test_writes_json_and_csv(uninterrupted):
 
 def test_resume_after_interruption_recomputes_nothing(camvid_subset, models, uninterrupted, tmp_path, monkeypatch):
     finished_images = 2
-    interrupted = CountingRuns(monkeypatch, interrupt_at=2 * finished_images + 1)  # Ctrl+C during image 3
+    CountingRuns(monkeypatch, interrupt_at=2 * finished_images + 1)  # Ctrl+C during image 3
     assert main(eval_args(camvid_subset, tmp_path, models)) == 130
     progress = (tmp_path / "progress.jsonl").read_text().splitlines()
     assert len(progress) == 2 * finished_images

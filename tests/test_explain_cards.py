@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from seggallery.cache import CACHE_ENV
 from seggallery.catalog import catalog
 from seggallery.explain import diagrams
 from seggallery.explain.card import CardError, card_for_family, cards, get_card, load_card
@@ -105,7 +106,7 @@ def test_a_diagram_arrow_from_an_unknown_box_is_refused(tmp_path):
 
 
 def test_every_card_diagram_renders(tmp_path, monkeypatch):
-    monkeypatch.setenv(diagrams.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
     for card in cards().values():
         path = diagrams.diagram_png(card)
         assert path.parent == tmp_path / "diagrams"

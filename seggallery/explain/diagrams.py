@@ -6,8 +6,7 @@ order of computation. An encoder therefore runs down and to the right, a decoder
 skips are the long arrows between the two. Parallel branches (ASPP rates, pyramid pooling bins) are
 stacked inside one box.
 
-The PNGs are made on first use and cached under $SEGGALLERY_CACHE/diagrams (default
-~/.cache/seggallery), named by a hash of the spec and of this file, so an edit to either redraws them.
+The PNGs are made on first use and cached under seggallery.cache's folder, in diagrams/, named by a hash of the spec and of this file, so an edit to either redraws them.
 `python -m seggallery.explain.diagrams --out DIR` writes them all, e.g. to look at them side by side.
 """
 
@@ -29,9 +28,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch  # noqa: E402
 from matplotlib.path import Path as MplPath  # noqa: E402
 
+from ..cache import cache_dir as seggallery_cache_dir  # noqa: E402
 from .card import NODE_KINDS, Card, Diagram, DiagramNode, cards  # noqa: E402
-
-CACHE_ENV = "SEGGALLERY_CACHE"
 
 # (fill, border) per node kind; chosen to stay distinguishable for the common colour-vision deficiencies.
 COLORS = {
@@ -231,7 +229,7 @@ def draw(card: Card) -> Figure:
 
 
 def cache_dir() -> Path:
-    root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "seggallery") / "diagrams"
+    root = seggallery_cache_dir() / "diagrams"
     try:
         root.mkdir(parents=True, exist_ok=True)
         return root
