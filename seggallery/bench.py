@@ -35,6 +35,7 @@ from .analysis import class_areas
 from .catalog import CATALOG_DIR, get_spec
 from .composite import overlays
 from .engine import Engine, Failure, ModelCache, Prediction, Segmenter, device_name
+from .render import display_jpeg
 
 Size = tuple[int, int] | None  # (height, width) of the model input; None: the model's own preprocessing
 OVERHEAD_TARGET = 1.2  # end-to-end Compare / sum of forward times
@@ -71,6 +72,7 @@ class BenchConfig:
     compare_models: list[str] | None = None  # default: the first three of `models`; [] skips it
     compare_size: tuple[int, int] | None = None  # (height, width) of the Compare photo; None: as loaded
     photo: Path | None = None
+    served: bool = False  # also time the Compare through the running app, as the browser makes it (bench_served)
 
     def __post_init__(self):
         if self.warmup is None:
@@ -459,33 +461,37 @@ def _mb(value: int | None) -> float | None:
 
 
 def bench_compare(engine: Engine, model_ids: list[str], photo: np.ndarray, config: BenchConfig) -> dict:
-    """Warm Compare of `model_ids`: run_many + overlays + class areas, as the Compare tab computes them."""
-    steps: dict[str, list[float]] = {"total": [], "models": [], "overlays": [], "areas": [], "forward_sum": [],
-                                     "preprocess_sum": [], "postprocess_sum": []}
+    """Warm Compare of `model_ids` as the Compare tab computes it: run_many, the overlays, their JPEGs for
+    the browser (ui.pictures) and the class areas."""
+    step_names = ("models", "overlays", "encode", "areas")
+    steps: dict[str, list[float]] = {name: [] for name in ("total", *step_names, "forward_sum", "preprocess_sum", "postprocess_sum")}
 
-    def once() -> list:
-        start = time.perf_counter()
+    def once() -> tuple[list, list[float]]:
+        marks = [time.perf_counter()]
         results = engine.run_many(photo, model_ids)
-        after_models = time.perf_counter()
-        overlays(photo, results, 0.5)
-        after_overlays = time.perf_counter()
+        marks.append(time.perf_counter())
+        pictures = overlays(photo, results, 0.5)
+        marks.append(time.perf_counter())
+        for picture in pictures:
+            if picture is not None:
+                display_jpeg(picture)
+        marks.append(time.perf_counter())
         for result in results:
             if isinstance(result, Prediction):
                 class_areas(result.mask, result.labels)
-        end = time.perf_counter()
-        return [results, start, after_models, after_overlays, end]
+        marks.append(time.perf_counter())
+        return results, marks
 
     for _ in range(max(1, config.warmup)):
-        results = once()[0]  # loads what is not loaded yet; the timed runs below are warm
+        results, _ = once()  # loads what is not loaded yet; the timed runs below are warm
     failures = [r for r in results if isinstance(r, Failure)]
     if failures:
         return {"models": model_ids, "error": "; ".join(f"{f.spec.id}: {f.reason}" for f in failures)}
     for _ in range(config.repeat):
-        results, start, after_models, after_overlays, end = once()
-        steps["total"].append((end - start) * 1000.0)
-        steps["models"].append((after_models - start) * 1000.0)
-        steps["overlays"].append((after_overlays - after_models) * 1000.0)
-        steps["areas"].append((end - after_overlays) * 1000.0)
+        results, marks = once()
+        steps["total"].append((marks[-1] - marks[0]) * 1000.0)
+        for name, begin, end in zip(step_names, marks, marks[1:]):
+            steps[name].append((end - begin) * 1000.0)
         for step in ("forward", "preprocess", "postprocess"):
             steps[f"{step}_sum"].append(sum(r.timings_ms[step] for r in results))
     stats = {name: percentiles(values) for name, values in steps.items()}
@@ -498,8 +504,8 @@ def bench_compare(engine: Engine, model_ids: list[str], photo: np.ndarray, confi
         "overhead_ratio": ratio,
         "target_ratio": OVERHEAD_TARGET,
         "meets_target": ratio <= OVERHEAD_TARGET,
-        "what": "wall time of run_many + overlay compositing + class areas, over the sum of the models' "
-                "forward times in the same runs (median of per-run ratios)",
+        "what": "wall time of run_many + overlay compositing + their JPEG encoding for the browser + class areas, "
+                "over the sum of the models' forward times in the same runs (median of per-run ratios)",
     }
 
 
@@ -532,10 +538,14 @@ def run_benchmark(config: BenchConfig, on_row: Callable[[dict], None] | None = N
         rows.append(row)
         if on_row is not None:
             on_row(row)
-    compare = None
+    compare = served = None
     if config.compare_models:
         compare_photo, _ = bench_photo(config.photo, config.compare_size)
         compare = bench_compare(engine, list(config.compare_models), compare_photo, config)
+        if config.served:
+            from .bench_served import bench_served
+
+            served = bench_served(engine, list(config.compare_models), compare_photo, config.repeat, config.warmup)
     info_after = device_info(config.device).get("load_average")
     return {
         "seggallery": __version__,
@@ -549,6 +559,7 @@ def run_benchmark(config: BenchConfig, on_row: Callable[[dict], None] | None = N
         },
         "models": rows,
         "compare": compare,
+        "served": served,
         "notes": [
             "plain = the upstream model as its library builds it: fp32, eager, default memory layout, same input tensor",
             "optimised = what SegGallery's engine runs (precision, channels_last, compile as listed per model)",
@@ -583,19 +594,27 @@ def format_table(result: dict) -> str:
                 f"{_fmt(entry['achieved_tflops'], '8.2f')} {_fmt(entry['percent_of_peak'], '7.1f')} {_fmt(peak_mb, '8.0f')}")
         lines.append(f"{'':<28} precision: {row['precision_note']}; host syncs per predict: "
                      f"{row['host_syncs_per_predict']['count']}")
-    compare = result.get("compare")
-    if compare:
-        if "error" in compare:
-            lines.append(f"Compare of {', '.join(compare['models'])}: FAILED: {compare['error'][:200]}")
-        else:
-            ms = compare["ms"]
-            height, width = compare["photo_hw"]
-            lines.append(
-                f"Compare of {', '.join(compare['models'])} on a {width}x{height} photo: {ms['total']['p50']:.1f} ms p50 "
-                f"end to end (models {ms['models']['p50']:.1f}, overlays {ms['overlays']['p50']:.1f}, areas "
-                f"{ms['areas']['p50']:.1f}); sum of forward times {ms['forward_sum']['p50']:.1f} ms; ratio "
-                f"{compare['overhead_ratio']:.3f} (target <= {compare['target_ratio']})")
+    for part, describe in (("compare", _compare_line), ("served", _served_line)):
+        if result.get(part):
+            failed = "error" in result[part]
+            lines.append(f"{part}: FAILED: {result[part]['error'][:200]}" if failed else describe(result[part]))
     return "\n".join(lines)
+
+
+def _compare_line(compare: dict) -> str:
+    ms = compare["ms"]
+    height, width = compare["photo_hw"]
+    return (f"Compare of {', '.join(compare['models'])} on a {width}x{height} photo: {ms['total']['p50']:.1f} ms p50 "
+            f"end to end (models {ms['models']['p50']:.1f}, overlays {ms['overlays']['p50']:.1f}, encode "
+            f"{ms['encode']['p50']:.1f}, areas {ms['areas']['p50']:.1f}); sum of forward times "
+            f"{ms['forward_sum']['p50']:.1f} ms; ratio {compare['overhead_ratio']:.3f} (target <= {compare['target_ratio']})")
+
+
+def _served_line(served: dict) -> str:
+    ms = served["ms"]
+    return (f"Served Compare (the app on 127.0.0.1, over its HTTP API): {ms['total']['p50']:.1f} ms p50, "
+            f"{ms['total']['p90']:.1f} ms p90; sum of forward times {ms['forward_sum']['p50']:.1f} ms; everything "
+            f"else {served['overhead_ms_p50']:.1f} ms")
 
 
 def _fmt(value: float | None, spec: str) -> str:

@@ -12,7 +12,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from . import __version__
 from .agreement import Agreement, TruthComparison, agreement, compare_to_truth
@@ -20,7 +19,7 @@ from .analysis import area_table, class_areas
 from .engine import Failure, Prediction, Result
 from .groundtruth import GroundTruth
 from .images import LoadedImage
-from .render import colorize, mask_png, overlay, with_legend
+from .render import colorize, mask_png, overlay, save_png, with_legend
 
 STEP_COLUMNS = ("load", "preprocess", "forward", "postprocess", "total")
 
@@ -99,15 +98,15 @@ def write_outputs(out_dir: Path, image: LoadedImage, results: list[Result], imag
     for result in predictions:
         picture = overlay(image.pixels, result.mask, result.labels, opacity)
         areas = class_areas(result.mask, result.labels)
-        with_legend(picture, areas, title=result.spec.name).save(out_dir / f"{result.spec.id}_overlay.png")
-        mask_png(result.mask, result.labels).save(out_dir / f"{result.spec.id}_mask.png")
-        Image.fromarray(colorize(result.mask, result.labels)).save(out_dir / f"{result.spec.id}_color.png")
+        save_png(with_legend(picture, areas, title=result.spec.name), out_dir / f"{result.spec.id}_overlay.png")
+        save_png(mask_png(result.mask, result.labels), out_dir / f"{result.spec.id}_mask.png")
+        save_png(colorize(result.mask, result.labels), out_dir / f"{result.spec.id}_color.png")
         comparison = comparisons.get(result.spec.id)
         if comparison is not None and comparison.comparable:
-            Image.fromarray(correctness_image(image.pixels, comparison.correct)).save(out_dir / f"{result.spec.id}_correct.png")
+            save_png(correctness_image(image.pixels, comparison.correct), out_dir / f"{result.spec.id}_correct.png")
     agreed = agreement(predictions) if agreed is None else agreed
     if agreed is not None:
-        Image.fromarray(disagreement_image(image.pixels, agreed.distinct, len(predictions))).save(out_dir / "disagreement.png")
+        save_png(disagreement_image(image.pixels, agreed.distinct, len(predictions)), out_dir / "disagreement.png")
     report = build_report(image, results, image_name, truth, comparisons, agreed)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     headers, rows = area_table(predictions)
@@ -172,9 +171,13 @@ def _write_csv(path: Path, headers: list[str], rows: list[list]) -> None:
 
 
 def zip_folder(folder: Path, zip_path: Path) -> Path:
-    """Every file of `folder` (written by write_outputs) into one ZIP, under a folder named like the ZIP."""
+    """Every file of `folder` (written by write_outputs) into one ZIP, under a folder named like the ZIP.
+
+    PNGs are stored as they are (deflating them again gains nothing and costs time); text is deflated.
+    """
     with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(folder.rglob("*")):
             if path.is_file():
-                archive.write(path, Path(zip_path.stem) / path.relative_to(folder))
+                compression = zipfile.ZIP_STORED if path.suffix == ".png" else zipfile.ZIP_DEFLATED
+                archive.write(path, Path(zip_path.stem) / path.relative_to(folder), compress_type=compression)
     return zip_path

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-
+import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
@@ -42,6 +42,23 @@ def test_compare_three_models_end_to_end(client, app_server):
         assert all(model["timings_ms"][step] > 0 for step in ("preprocess", "forward", "postprocess", "total"))
     assert len(areas["headers"]) == 2 + 2 * 3
     assert [row[0] for row in timings["data"]] == [m["name"] for m in report["models"]]
+
+
+def test_overlay_sent_to_the_browser_is_the_models_overlay(client, app_server):
+    """The picture the server sends (a JPEG, see seggallery.ui.pictures) is this model's overlay of this photo."""
+    from seggallery.engine import Engine
+    from seggallery.images import load_image
+    from seggallery.render import overlay
+
+    model_id = app_server.models_with_weights[-1]
+    _, slots, _, _, _ = _compare(client, [model_id])
+    sent = Image.open(slots[0][0]["value"])
+    photo = load_image(PHOTO).pixels
+    prediction = Engine().run(photo, model_id)  # the same weights and plain fp32 path as the server
+    expected = overlay(photo, prediction.mask, prediction.labels, 0.5)
+    assert sent.format == "JPEG"
+    error = np.abs(np.asarray(sent, dtype=np.int16) - expected).mean()
+    assert error < 2, f"mean error {error:.2f} of 255 between the sent overlay and the model's overlay"
 
 
 def test_model_without_weights_gets_its_message_not_a_crash(client, app_server):

@@ -75,10 +75,11 @@ def test_bench_command_writes_every_field(fake_weights, tmp_path, capsys):
     fake_weights("lraspp_mobilenet_v3_large")
     out = tmp_path / "bench.json"
     code = main(["bench", "--models", "lraspp_mobilenet_v3_large", "--sizes", "64,96x64", "--device", "cpu",
-                 "--repeat", "2", "--batch", "2", "--precision", "bf16", "--json", str(out)])
+                 "--repeat", "2", "--batch", "2", "--precision", "bf16", "--served", "--json", str(out)])
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "lraspp_mobilenet_v3_large" in printed and f"wrote {out}" in printed and "Compare of" in printed
+    assert "Served Compare (the app on 127.0.0.1, over its HTTP API)" in printed
     result = json.loads(out.read_text())
 
     assert result["machine"]["device"] == "cpu" and result["settings"]["repeat"] == 2
@@ -105,10 +106,15 @@ def test_bench_command_writes_every_field(fake_weights, tmp_path, capsys):
 
     compare = result["compare"]
     assert compare["models"] == ["lraspp_mobilenet_v3_large"] and compare["photo_hw"] == [768, 1024]
-    for step in ("total", "models", "overlays", "areas", "forward_sum"):
+    for step in ("total", "models", "overlays", "encode", "areas", "forward_sum"):
         assert compare["ms"][step]["n"] == 2
     assert compare["ms"]["total"]["p50"] >= compare["ms"]["forward_sum"]["p50"] > 0
     assert compare["overhead_ratio"] >= 1.0 and compare["meets_target"] == (compare["overhead_ratio"] <= 1.2)
+
+    served = result["served"]  # the same Compare through the real app and gradio_client
+    assert "error" not in served, served
+    assert served["models"] == compare["models"] and served["ms"]["total"]["n"] == 2
+    assert served["ms"]["total"]["p50"] > served["ms"]["forward_sum"]["p50"] > 0 and served["overhead_ms_p50"] > 0
 
 
 def test_bench_reports_a_model_without_weights_and_fails(monkeypatch, tmp_path, capsys):

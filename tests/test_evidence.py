@@ -94,6 +94,19 @@ def test_uncertainty_maps_from_logits_and_mask_classification():
     assert uncertainty_maps(object()) is None
 
 
+def test_uncertainty_maps_of_large_outputs_are_sampled_not_resized():
+    from seggallery.uncertainty import MAX_MAP_SIDE
+
+    torch.manual_seed(0)
+    logits = torch.randn(1, 5, 700, 1100)  # a model that outputs at the input's size
+    maps = uncertainty_maps(logits)
+    stride = 3  # the smallest that brings 1100 to MAX_MAP_SIDE (512) or less
+    assert maps.shape == (2, len(range(0, 700, stride)), len(range(0, 1100, stride))) and max(maps.shape) <= MAX_MAP_SIDE
+    exact = logits[0].softmax(0).max(0).values  # the full-resolution map, at the sampled pixels
+    torch.testing.assert_close(maps[0], exact[::stride, ::stride])
+    assert uncertainty_maps(torch.randn(1, 5, 512, 300)).shape == (2, 512, 300)  # small enough: untouched
+
+
 def test_enet_prediction_carries_confidence_matching_its_logits(street):
     image, results, _, _ = street
     enet = results[0]
@@ -171,6 +184,7 @@ def test_export_zip_holds_what_the_cli_writes(street, tmp_path):
 
 
 def test_view_sections(street, tmp_path):
+    from seggallery.charts import disagreement_image
     from seggallery.render import colorize
     from seggallery.ui.evidence import build_view
 
@@ -178,7 +192,13 @@ def test_view_sections(street, tmp_path):
     view = build_view(Comparison(image, results), str(mask_path), "auto", 0.5, IMAGE, export=False)
     assert list(view.truth_table["model"]) == [r.spec.name for r in results]
     assert len(view.correct) == 2 and len(view.confusion) == 2 and len(view.confidence) == 2
-    assert view.agreement_plot is not None and view.disagreement.shape == image.pixels.shape
+    assert view.agreement_plot is not None
+    # pictures go to the browser as JPEG files of the photo's size, close to the lossless picture
+    shown = np.asarray(Image.open(view.disagreement))
+    agreed = Comparison(image, results).agreed
+    exact = disagreement_image(image.pixels, agreed.distinct, len(results))
+    assert shown.shape == exact.shape and np.abs(shown.astype(int) - exact).mean() < 2
+    assert all(Image.open(path).format == "JPEG" for path, _ in view.correct + view.confidence + view.entropy)
     assert "camvid" in view.truth_status.lower() or "CamVid" in view.truth_status
     colour_mask = tmp_path / "colour.png"  # CamVid colours, declared as a VOC mask
     Image.fromarray(colorize(truth.mask, label_set("camvid11"))).save(colour_mask)

@@ -53,6 +53,10 @@ def test_an_expired_session_keeps_what_is_shown_when_the_slider_moves():
     from seggallery.ui import build_app
 
     app = build_app(Engine())
+    from seggallery.ui.compare import SESSION_TTL_S
+
+    every, age = app.delete_cache  # Gradio's file cache is emptied on a schedule, but not under a live session
+    assert 0 < every and age > SESSION_TTL_S
     redraw = next(fn for fn in app.fns.values() if fn.fn.__name__ == "redraw")
     updates = redraw.fn(None, 0.3)
     assert len(updates) == len(redraw.outputs) and all(u == gr.skip() for u in updates)

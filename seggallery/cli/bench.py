@@ -54,6 +54,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--compare-models", type=model_ids, default=None,
                         help="models of the end-to-end Compare timing (default: the first three of --models)")
     parser.add_argument("--no-compare", action="store_true", help="skip the end-to-end Compare timing")
+    parser.add_argument("--served", action="store_true",
+                        help="also time the Compare through the real app on 127.0.0.1 over its HTTP API, as the browser gets it")
     parser.add_argument("--compare-size", type=compare_size, default=None,
                         help="photo size of the Compare, WIDTHxHEIGHT (default: the photo as it is, 1024x768)")
     parser.add_argument("--image", type=Path, default=None, help="photo to use (default: assets/examples/street-city.jpg)")
@@ -75,7 +77,7 @@ def run(args) -> int:
     config = BenchConfig(
         models=args.models, sizes=args.sizes or [None], device=device, repeat=args.repeat, warmup=args.warmup,
         batch=args.batch, options=options, compare_models=[] if args.no_compare else args.compare_models,
-        compare_size=args.compare_size, photo=args.image,
+        compare_size=args.compare_size, photo=args.image, served=args.served,
     )
 
     def progress(row: dict) -> None:
@@ -87,5 +89,6 @@ def run(args) -> int:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.json}")
-    failed = any("error" in row for row in result["models"]) or bool(result["compare"] and "error" in result["compare"])
+    failed = any("error" in row for row in result["models"]) or any(
+        result[part] and "error" in result[part] for part in ("compare", "served"))
     return 1 if failed else 0

@@ -18,11 +18,14 @@ from .explain import build_explain_tab
 QUEUE_CONCURRENCY = 2  # Compare events that run at once; more would only compete for the same cores / GPU
 QUEUE_MAX_SIZE = 32  # waiting events beyond this are refused with "queue full" instead of waiting for minutes
 SESSION_CAPACITY = 100  # browser sessions whose last comparison is kept for the opacity slider (least recent out)
+# Every Compare leaves its overlays and galleries in Gradio's file cache: every 30 min, files older than
+# 2 hours go (longer than a session's comparison is kept, compare.SESSION_TTL_S), so a Space's disk stays bounded.
+DELETE_CACHE = (30 * 60, 2 * 60 * 60)
 
 
 def build_app(engine: Engine | None = None) -> gr.Blocks:
     engine = engine or Engine()
-    with gr.Blocks(title="SegGallery") as app:
+    with gr.Blocks(title="SegGallery", delete_cache=DELETE_CACHE) as app:
         gr.Markdown("# SegGallery\nCompare pretrained semantic segmentation models side by side on your own photo.")
         with gr.Tabs() as tabs:
             compare_models = build_compare_tab(engine)

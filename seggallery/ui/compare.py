@@ -20,6 +20,7 @@ from ..report import build_report
 from ..safety import ModelNotAllowed, allowed_spec
 from .evidence import build_evidence_sections
 from .inputs import PhotoInput, upload_name
+from .pictures import for_browser
 from .resident import build_resident_panel
 
 MAX_MODELS = 6
@@ -99,7 +100,7 @@ def slot_updates(comparison: Comparison | None, opacity: float) -> list:
         if isinstance(result, Failure):
             updates += [gr.Column(visible=True), gr.Image(value=None, label=result.spec.name), "", slot_caption(result)]
             continue
-        picture = pictures[index]
+        picture = for_browser(pictures[index], f"{result.spec.id}-overlay")
         legend = legend_html(class_areas(result.mask, result.labels))
         updates += [gr.Column(visible=True), gr.Image(value=picture, label=result.spec.name), legend, slot_caption(result)]
     return updates
@@ -123,7 +124,7 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
         with gr.Row(equal_height=False):
             for index in range(MAX_MODELS):
                 with gr.Column(visible=False, min_width=260) as column:
-                    picture = gr.Image(label=f"model {index + 1}", interactive=False, format="png", elem_classes="sg-overlay")
+                    picture = gr.Image(label=f"model {index + 1}", interactive=False, elem_classes="sg-overlay")
                     legend = gr.HTML(elem_classes="sg-legend-box")
                     caption = gr.Markdown(elem_classes="sg-caption")
                 slot_outputs += [column, picture, legend, caption]

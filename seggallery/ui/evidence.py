@@ -27,6 +27,7 @@ from ..images import ImageError
 from ..report import per_class_table, truth_comparisons, write_outputs, zip_folder
 from ..uncertainty import upsample_map
 from .inputs import upload_name
+from .pictures import for_browser
 
 AUTO = "auto"
 KEEP_EXPORTS = 16  # export folders kept on disk (Gradio copies each ZIP into its own cache when shown)
@@ -40,12 +41,12 @@ class EvidenceView:
     truth_status: str = ""
     truth_table: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TRUTH_COLUMNS))
     per_class: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["class"]))
-    correct: list = field(default_factory=list)  # (image, caption)
+    correct: list = field(default_factory=list)  # (JPEG path for the browser, caption), as the galleries below
     confusion: list = field(default_factory=list)
     agreement_status: str = ""
     agreement_plot: object = None
     miou_plot: object = None
-    disagreement: np.ndarray | None = None
+    disagreement: str | None = None  # JPEG path (ui.pictures)
     confidence: list = field(default_factory=list)
     entropy: list = field(default_factory=list)
     area_plot: object = None
@@ -97,9 +98,9 @@ def _uncertainty_galleries(predictions: list[Prediction], shape: tuple[int, int]
         if prediction.confidence is None:
             continue
         name = prediction.spec.name
-        confidence.append((value_map(upsample_map(prediction.confidence, shape), "magma"),
+        confidence.append((for_browser(value_map(upsample_map(prediction.confidence, shape), "magma"), f"{prediction.spec.id}-confidence"),
                            f"{name}: mean confidence {prediction.confidence.mean():.2f} (dark = unsure)"))
-        entropy.append((value_map(upsample_map(prediction.entropy, shape), "inferno"),
+        entropy.append((for_browser(value_map(upsample_map(prediction.entropy, shape), "inferno"), f"{prediction.spec.id}-entropy"),
                         f"{name}: mean entropy {prediction.entropy.mean():.2f} of the maximum (bright = unsure)"))
     return confidence, entropy
 
@@ -115,7 +116,7 @@ def _agreement_parts(view: EvidenceView, agreed: Agreement | None, predictions: 
                              f"{(agreed.distinct == 1).mean():.1%} of the pixels.")
     view.agreement_plot = heatmap(agreed.pixel_agreement, agreed.names, "Pixel agreement (share of pixels with the same label)")
     view.miou_plot = heatmap(agreed.miou, agreed.names, "Mean IoU between models' masks")
-    view.disagreement = disagreement_image(photo, agreed.distinct, len(predictions))
+    view.disagreement = for_browser(disagreement_image(photo, agreed.distinct, len(predictions)), "disagreement")
 
 
 def build_view(comparison, mask_path: str | None = None, labels_choice: str = AUTO, opacity: float = 0.5,
@@ -136,7 +137,7 @@ def build_view(comparison, mask_path: str | None = None, labels_choice: str = AU
             scored = comparisons[prediction.spec.id]
             if scored.comparable:
                 caption = f"{prediction.spec.name}: {scored.scores.pixel_accuracy:.1%} of pixels right"
-                view.correct.append((correctness_image(photo, scored.correct), caption))
+                view.correct.append((for_browser(correctness_image(photo, scored.correct), f"{prediction.spec.id}-correct"), caption))
                 figure = confusion_chart(scored.scores, f"{prediction.spec.name} (rows: truth, normalised)")
                 view.confusion.append((figure_image(figure), prediction.spec.name))
     _agreement_parts(view, comparison.agreed, predictions, photo)
@@ -186,7 +187,7 @@ def build_evidence_sections(session: gr.State, photo: gr.Image, opacity: gr.Slid
             agreement_plot = gr.Plot(label="Pixel agreement")
             miou_plot = gr.Plot(label="mIoU between models")
         disagreement = gr.Image(label="Where the models disagree: grey all agree, yellow two labels ... red every model differs",
-                                interactive=False, format="png")
+                                interactive=False)
         confidence = gr.Gallery(label="Confidence: the largest class probability per pixel", columns=3, height="auto")
         entropy = gr.Gallery(label="Entropy of the class probabilities, divided by its maximum", columns=3, height="auto")
     with gr.Accordion("Charts", open=False):
