@@ -168,8 +168,8 @@ def disagreement_image(photo: np.ndarray, distinct: np.ndarray, models: int) -> 
     grey = photo.astype(np.float32).mean(2, keepdims=True).repeat(3, 2) * 0.6
     if models < 2:
         return grey.astype(np.uint8)
-    level = (distinct.astype(np.float32) - 1) / (models - 1)  # 0 = all agree, 1 = all differ
-    colours = colormaps["YlOrRd"](0.25 + 0.75 * level)[..., :3] * 255
+    level = (np.arange(models + 1, dtype=np.float32) - 1) / (models - 1)  # per count of labels: 0 = all agree, 1 = all differ
+    colours = (colormaps["YlOrRd"](0.25 + 0.75 * level)[..., :3] * 255)[distinct]  # a colour per count, looked up
     shaded = np.where((distinct > 1)[..., None], 0.3 * grey + 0.7 * colours, grey)
     return (shaded + 0.5).astype(np.uint8)
 

@@ -82,3 +82,27 @@ def test_fake_eval_transform_matches_the_real_hub_file(tmp_path, photo):
     ours = fake_smp.eval_transform(1024, 1024)
     assert repr(real) == repr(ours)
     np.testing.assert_array_equal(real(image=photo)["image"], ours(image=photo)["image"])
+
+
+@pytest.mark.parametrize("model_id", SMP_IDS)
+def test_the_device_normalisation_gives_the_transforms_exact_input(model_id, fake_weights, photo, engine):
+    """The Normalize runs on the device through a lookup table; the model input is the transform's, bit for bit."""
+    fake_weights(model_id)
+    segmenter, _ = engine.segmenter(model_id)
+    assert segmenter.table is not None, "every smp-hub eval transform ends with a per-pixel Normalize"
+    source = get_spec(model_id).source
+    transform = A.Compose.from_pretrained(source["repo"], revision=source["revision"], key="eval")
+    expected = torch.from_numpy(transform(image=photo)["image"]).permute(2, 0, 1).unsqueeze(0)
+    inputs = segmenter.preprocess(photo)
+    torch.testing.assert_close(inputs, expected, rtol=0, atol=0)
+    assert inputs.stride() == expected.stride()
+
+
+def test_a_transform_without_a_final_normalize_stays_on_the_host(photo):
+    from seggallery.backends.smp import split_normalize
+
+    transform = A.Compose([A.Normalize(normalization="image"), A.Resize(64, 64)])
+    host, table = split_normalize(transform)
+    assert host is transform and table is None
+    per_image = A.Compose([A.Resize(64, 64), A.Normalize(normalization="image")])
+    assert split_normalize(per_image) == (per_image, None)  # per-image statistics: no per-pixel table

@@ -62,6 +62,7 @@ def test_mask_equals_the_model_cards_inference(model_id, fake_weights, photo, ph
     assert_masks_equal(result, expected_mask, photo)
     # The model saw exactly what the processor makes of the PIL image (tensors, task tokens included).
     segmenter, _ = engine.segmenter(model_id)
+    assert segmenter.on_device, "the processor takes the photo as a tensor on the model's device (on-device preprocessing)"
     inputs = segmenter.preprocess(photo)
     assert inputs.keys() == expected_inputs.keys()
     for name, expected in expected_inputs.items():

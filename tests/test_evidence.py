@@ -253,3 +253,17 @@ def test_evaluate_tab_stop_keeps_finished_images(street, tmp_path, monkeypatch):
     assert status.startswith("Stopped after 1 image(s)")
     again, table, _, _ = tab.evaluate_uploads(Engine(), images, masks, ["enet_camvid"], "auto")
     assert "1 (image, model) result(s) of an earlier run" in again and table.loc[0, "images"] == 3
+
+
+def test_disagreement_picture_shades_by_how_many_labels_meet():
+    from matplotlib import colormaps
+
+    from seggallery.charts import disagreement_image
+
+    photo = np.full((1, 3, 3), 100, dtype=np.uint8)
+    picture = disagreement_image(photo, np.array([[1, 2, 3]]), models=3).astype(float)
+    grey = 100 * 0.6
+    assert picture[0, 0].tolist() == [60, 60, 60]  # all three agree: the photo in grey
+    for column, level in ((1, 0.5), (2, 1.0)):  # two labels: halfway to red; three: all differ
+        expected = 0.3 * grey + 0.7 * np.asarray(colormaps["YlOrRd"](0.25 + 0.75 * level)[:3]) * 255
+        np.testing.assert_allclose(picture[0, column], expected, atol=0.5)

@@ -3,6 +3,7 @@ runnable family, on random weights and a small input, and the captured tensors b
 
 from __future__ import annotations
 
+import albumentations
 import numpy as np
 import pytest
 import segmentation_models_pytorch as smp
@@ -59,7 +60,8 @@ def _smp(model_id):
         "smp_upernet_convnext_tiny": lambda: smp.UPerNet("tu-convnext_atto", encoder_weights=None, classes=150),
         "smp_dpt_large_ade": lambda: smp.DPT("tu-vit_tiny_patch16_224", encoder_weights=None, classes=150, dynamic_img_size=True),
     }
-    return SmpSegmenter(get_spec(model_id), builders[model_id](), CPU, transform=None), torch.randn(1, 3, H, W)
+    no_transform = albumentations.Compose([])  # the probes are fed model inputs directly
+    return SmpSegmenter(get_spec(model_id), builders[model_id](), CPU, no_transform), torch.randn(1, 3, H, W)
 
 
 def _transformers(model_id):

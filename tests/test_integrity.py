@@ -104,13 +104,15 @@ def test_torch_hub_hash_prefix_check(tmp_path):
 
 
 def _hub_files(tmp_path) -> dict[str, Path]:
+    """Stand-in files of HUB_SPEC's repo; the tests using them take `empty_hub_cache`, so that the session's
+    fake checkpoint of that model (other tests load it) is not overwritten."""
     files = {"config.json": tmp_path / "config.json", "model.safetensors": tmp_path / "model.safetensors"}
     files["config.json"].write_text('{"classes": 150}')
     files["model.safetensors"].write_bytes(np.random.default_rng(0).bytes(4096))
     return files
 
 
-def test_damaged_hub_blob_is_removed_and_reported_when_offline(tmp_path):
+def test_damaged_hub_blob_is_removed_and_reported_when_offline(tmp_path, empty_hub_cache):
     repo, revision = HUB_SPEC.source["repo"], HUB_SPEC.source["revision"]
     snapshot = put_in_hub_cache(repo, revision, _hub_files(tmp_path))
     assert hub.download(repo, revision, ["config.json", "model.safetensors"]) == snapshot
@@ -122,7 +124,7 @@ def test_damaged_hub_blob_is_removed_and_reported_when_offline(tmp_path):
     assert (snapshot / "config.json").exists(), "the intact file stays"
 
 
-def test_damaged_hub_blob_is_fetched_again(tmp_path, monkeypatch):
+def test_damaged_hub_blob_is_fetched_again(tmp_path, monkeypatch, empty_hub_cache):
     repo, revision = HUB_SPEC.source["repo"], HUB_SPEC.source["revision"]
     files = _hub_files(tmp_path)
     snapshot = put_in_hub_cache(repo, revision, files)

@@ -303,6 +303,15 @@ def test_one_host_sync_per_prediction(fake_weights, photo):
         assert count == 1, calls
 
 
+@pytest.mark.parametrize("model_id", ["smp_segformer_b0_ade", "enet_camvid"])
+def test_one_host_sync_with_preprocessing_split_between_host_and_device(model_id, fake_weights, photo):
+    """smp: resize on the host, Normalize on the device by lookup table; native: all on the device."""
+    fake_weights(model_id)
+    segmenter, _ = Engine(device=CPU, options=SpeedOptions(optimize=False)).segmenter(model_id)
+    count, calls = count_host_syncs(CPU, lambda: segmenter.predict(photo))
+    assert count == 1, calls
+
+
 def test_host_sync_counter_sees_reads_and_blocking_copies():
     x = torch.rand(3)
     with HostSyncCounter() as counter:

@@ -165,7 +165,7 @@ class MmsegSegmenter(Segmenter):
         self.align_corners = bool(spec.source["align_corners"])
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
-        resized = torch.from_numpy(rescale(image, self.scale)).to(self.device)
+        resized = self.upload(rescale(image, self.scale))  # resized on the host exactly as mmcv does, normalised on the device
         return ((resized.permute(2, 0, 1).float() - self.mean) / self.std).unsqueeze(0)
 
     def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:

@@ -58,7 +58,7 @@ class NativeSegmenter(Segmenter):
         self.std = torch.tensor(spec.preprocess.get("std", [1.0, 1.0, 1.0]), device=device).view(1, 3, 1, 1)
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
-        tensor = torch.from_numpy(image).to(self.device).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+        tensor = self.upload(image).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
         if tuple(tensor.shape[-2:]) != self.input_size:
             tensor = F.interpolate(tensor, size=self.input_size, mode="bilinear", align_corners=False, antialias=True)
         return (tensor - self.mean) / self.std

@@ -35,14 +35,39 @@ def fetch(spec: ModelSpec) -> None:
     hub.download(spec.source["repo"], spec.source["revision"], files(spec))
 
 
+def split_normalize(transform: albumentations.Compose) -> tuple[albumentations.Compose, np.ndarray | None]:
+    """The eval transform as (what runs on the host, its final Normalize as a 256 x 3 lookup table).
+
+    albumentations normalises a uint8 photo through exactly such a table per channel (albucore's
+    normalize_lut), so the table, read off a 0..255 ramp by the checkpoint's own Normalize, gives the same
+    floats wherever it is indexed. A transform that does not end with a per-pixel ("standard") Normalize
+    stays whole on the host.
+    """
+    steps = list(transform.transforms)
+    last = steps[-1] if steps else None
+    if not isinstance(last, albumentations.Normalize) or last.normalization != "standard":
+        return transform, None
+    ramp = np.repeat(np.arange(256, dtype=np.uint8)[:, None, None], 3, axis=2)  # 256 x 1 x 3
+    table = last(image=ramp)["image"][:, 0, :].astype(np.float32)
+    return albumentations.Compose(steps[:-1], p=transform.p), table
+
+
 class SmpSegmenter(Segmenter):
+    """The host runs the transform up to its Normalize on the uint8 photo (the resize); the photo goes to the
+    device as uint8 (a quarter of the float32 bytes) and is normalised there through the lookup table."""
+
     def __init__(self, spec: ModelSpec, module: torch.nn.Module, device: torch.device, transform):
         super().__init__(spec, module, device)
-        self.transform = transform
+        self.host_transform, table = split_normalize(transform)
+        self.table = None if table is None else torch.from_numpy(table).to(device)  # 256 x 3
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
-        normalized = self.transform(image=image)["image"]  # H x W x 3 float32
-        return torch.from_numpy(normalized).permute(2, 0, 1).unsqueeze(0).to(self.device)
+        prepared = self.host_transform(image=image)["image"]  # H x W x 3: uint8, or float32 without a table
+        if self.table is None:
+            return torch.from_numpy(prepared).permute(2, 0, 1).unsqueeze(0).to(self.device)
+        pixels = self.upload(prepared).long()
+        channels = torch.arange(3, device=self.device)
+        return self.table[pixels, channels].permute(2, 0, 1).unsqueeze(0)  # the same strides as the model card's
 
 
 def build(spec: ModelSpec, device: torch.device) -> Segmenter:

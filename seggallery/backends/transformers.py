@@ -56,16 +56,26 @@ def _download(spec: ModelSpec):
     return folder, extra_folder
 
 
+def runs_on_torch(processor) -> bool:
+    """Whether the processor's image part is transformers 5's torchvision backend, which resizes and
+    normalises a tensor on whatever device the tensor is on (its PIL backend needs host arrays)."""
+    return getattr(getattr(processor, "image_processor", processor), "backend", None) == "torchvision"
+
+
 class TransformersSegmenter(Segmenter):
     def __init__(self, spec: ModelSpec, module: torch.nn.Module, device: torch.device, processor, task: str | None):
         super().__init__(spec, module, device)
         self.processor = processor
         self.task = task  # universal models (OneFormer) are told which task to solve
+        self.on_device = runs_on_torch(processor)
 
     def preprocess(self, image: np.ndarray) -> dict[str, torch.Tensor]:
+        """The checkpoint's processor; with the torchvision backend it gets the photo already on the device
+        (uint8, uploaded without waiting), so on a GPU it resizes and normalises there."""
         extra = {"task_inputs": [self.task]} if self.task else {}
-        batch = self.processor(images=image, return_tensors="pt", **extra)
-        return {name: value.to(self.device) for name, value in batch.items()}
+        photo = self.upload(image) if self.on_device else image
+        batch = self.processor(images=photo, input_data_format="channels_last", return_tensors="pt", **extra)
+        return {name: value.to(self.device, non_blocking=True) for name, value in batch.items()}
 
     def forward(self, inputs: dict[str, torch.Tensor]):
         return self.module(**inputs)
