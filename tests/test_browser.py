@@ -71,4 +71,14 @@ def test_compare_in_a_real_browser(app_server, browser_page):
     save_compare_view(page, view)  # what tests/browser.py saves as assets/screenshot.jpg
     print(f"\nbrowser screenshots: {screenshot} (whole page), {view} (Compare view)")
     assert screenshot.stat().st_size > 50_000 and view.stat().st_size > 50_000
+
+    # removing a model by hand leaves the selection of no preset, and the preset picker says so
+    from playwright.sync_api import expect
+
+    from seggallery.catalog import presets
+
+    preset = page.get_by_label("Preset", exact=True)
+    expect(preset).to_have_value(next(iter(presets())))  # the default preset, whose models just ran
+    page.locator(".token button, .token .token-remove").last.click()
+    expect(preset).to_have_value("", timeout=20_000)
     assert page.uncaught == [], f"uncaught errors in the page: {page.uncaught}"

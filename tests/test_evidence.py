@@ -267,3 +267,22 @@ def test_disagreement_picture_shades_by_how_many_labels_meet():
     for column, level in ((1, 0.5), (2, 1.0)):  # two labels: halfway to red; three: all differ
         expected = 0.3 * grey + 0.7 * np.asarray(colormaps["YlOrRd"](0.25 + 0.75 * level)[:3]) * 255
         np.testing.assert_allclose(picture[0, column], expected, atol=0.5)
+
+
+def test_evaluate_tab_prunes_runs_not_written_for_a_day(tmp_path):
+    import os
+    import time
+
+    from seggallery.ui.evaluate import KEEP_RUNS_S, prune_runs
+
+    old, recent, resumed = (tmp_path / name for name in ("old", "recent", "resumed"))
+    for folder in (old, recent, resumed):
+        folder.mkdir()
+        (folder / "progress.jsonl").write_text("{}\n")
+    day_ago = time.time() - KEEP_RUNS_S - 60
+    os.utime(old / "progress.jsonl", (day_ago, day_ago))
+    os.utime(resumed, (day_ago, day_ago))  # an old folder whose file was written just now stays
+    (tmp_path / "stray.txt").write_text("not a run")
+    assert prune_runs(tmp_path) == [old]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["recent", "resumed", "stray.txt"]
+    assert prune_runs(tmp_path / "absent") == []

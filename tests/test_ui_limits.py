@@ -60,3 +60,19 @@ def test_an_expired_session_keeps_what_is_shown_when_the_slider_moves():
     redraw = next(fn for fn in app.fns.values() if fn.fn.__name__ == "redraw")
     updates = redraw.fn(None, 0.3)
     assert len(updates) == len(redraw.outputs) and all(u == gr.skip() for u in updates)
+
+
+def test_the_preset_picker_follows_hand_edits_of_the_models():
+    from seggallery.catalog import presets
+    from seggallery.engine import Engine
+    from seggallery.ui import build_app
+    from seggallery.ui.compare import preset_models, preset_of
+
+    name, preset = next(iter(presets().items()))
+    assert preset_of(list(preset["models"])) == name
+    assert preset_of(list(preset["models"])[:-1]) is None  # a model removed by hand: no preset is named
+    assert preset_of(list(reversed(preset["models"]))) is None and preset_of(None) is None
+    assert preset_models(name) == preset["models"] and preset_models(None) == gr.skip()
+    app = build_app(Engine())
+    wired = {fn.fn.__name__: fn for fn in app.fns.values() if fn.fn is not None}
+    assert [t[1] for t in wired["preset_of"].targets] == ["input"] and [t[1] for t in wired["preset_models"].targets] == ["change"]

@@ -58,6 +58,17 @@ def select_models(model_ids: list[str]) -> list[str]:
     return [model_id for model_id in model_ids if model_id in catalog()][:MAX_MODELS]
 
 
+def preset_of(model_ids: list[str] | None) -> str | None:
+    """The name of the preset with exactly these models in this order, or None: after the user edits the
+    models by hand the preset picker must not keep naming a selection that is no longer shown."""
+    return next((name for name, preset in presets().items() if list(preset["models"]) == list(model_ids or [])), None)
+
+
+def preset_models(name: str | None):
+    """The models of the chosen preset; nothing changes when the picker was cleared (see preset_of)."""
+    return presets()[name]["models"] if name in presets() else gr.skip()
+
+
 def example_images() -> list[str]:
     return sorted(str(path) for path in EXAMPLES_DIR.glob("*.jpg"))
 
@@ -174,6 +185,7 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
         compare_event = run_button.click(compare, inputs=[photo, models, opacity], outputs=[session, status, *slot_outputs, areas, timings, report], api_name="compare")
         compare_event.then(refresh_resident, outputs=[resident], api_name=False)
         opacity.release(redraw, inputs=[session, opacity], outputs=slot_outputs, api_name=False)
-        preset.change(lambda name: presets()[name]["models"], inputs=[preset], outputs=[models], api_name=False)
+        preset.change(preset_models, inputs=[preset], outputs=[models], api_name=False)
+        models.input(preset_of, inputs=[models], outputs=[preset], api_name=False)  # user edits only, not preset fills
         build_evidence_sections(session, photo, opacity, compare_event)
     return models

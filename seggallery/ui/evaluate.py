@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -23,6 +25,7 @@ from .evidence import AUTO, mask_label_choices
 
 MAX_IMAGES = int(os.environ.get("SEGGALLERY_EVAL_MAX_IMAGES", 500))
 EVAL_ROOT = Path(tempfile.gettempdir()) / "seggallery-eval"
+KEEP_RUNS_S = 24 * 3600  # a run's folder (its results, and what resuming it reuses) goes a day after its last write
 STOP_REQUESTS: set[str] = set()  # session hashes whose user pressed Stop (checked between images)
 RESULT_FILES = ("results.json", "results.csv", "per_class_iou.csv", "per_image.csv")
 SUMMARY_COLUMNS = ["model", "label set", "compared in", "images", "pixel accuracy", "mean IoU", "mean ms / image", "note"]
@@ -35,6 +38,23 @@ def run_folder(files: list[Path], labels_id: str) -> Path:
         digest.update(path.name.encode())
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return EVAL_ROOT / digest.hexdigest()[:24]
+
+
+def prune_runs(root: Path, keep_s: float = KEEP_RUNS_S) -> list[Path]:
+    """Delete the run folders under `root` whose newest file is older than `keep_s` seconds; return them."""
+    removed = []
+    cutoff = time.time() - keep_s
+    for folder in root.iterdir() if root.is_dir() else []:
+        try:
+            if not folder.is_dir():
+                continue
+            newest = max((path.stat().st_mtime for path in folder.rglob("*")), default=folder.stat().st_mtime)
+        except OSError:  # removed meanwhile by another session's pruning
+            continue
+        if newest < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def summary_frames(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -66,6 +86,7 @@ def evaluate_uploads(engine: Engine, image_paths: list[str] | None, mask_paths: 
     if len(pairing.pairs) > MAX_IMAGES:
         return (f"{len(pairing.pairs)} image/mask pairs: this app evaluates at most {MAX_IMAGES} at once; "
                 "`python -m seggallery eval` has no limit.", *empty)
+    prune_runs(EVAL_ROOT)
     try:
         labels_id = default_labels(model_ids) if labels_choice in (None, "", AUTO) else labels_choice
         out_dir = run_folder([p for pair in pairing.pairs for p in pair], labels_id)
