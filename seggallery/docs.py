@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .backends import describe_source, hub_repos
 from .catalog import catalog
 
 
@@ -13,19 +14,6 @@ def _metric_text(spec) -> str:
     return f"{value} mIoU ({metric['dataset']})" if value is not None else metric["dataset"]
 
 
-def _source_text(spec) -> str:
-    source = spec.source
-    if "repo" in source:
-        revision = source["revision"]
-        pinned = revision[:8] if len(revision) == 40 else f"{revision} (unpinned)"
-        return f"[{source['repo']}](https://huggingface.co/{source['repo']}) @ {pinned}"
-    if "weights" in source:
-        return f"torchvision `{source['weights']}`"
-    if "url" in source:
-        return f"[{source['url'].rsplit('/', 1)[-1]}]({source['url']})"
-    return "–"
-
-
 def model_table_markdown() -> str:
     lines = [
         "| id | model | family | labels | weights | published | licence | paper |",
@@ -33,17 +21,10 @@ def model_table_markdown() -> str:
     ]
     for spec in catalog().values():
         lines.append(
-            f"| `{spec.id}` | {spec.name} | {spec.family} | {spec.labels} | {_source_text(spec)} | "
+            f"| `{spec.id}` | {spec.name} | {spec.family} | {spec.labels} | {describe_source(spec)} | "
             f"{_metric_text(spec)} | {spec.license} | [paper]({spec.paper}) |"
         )
     return "\n".join(lines)
-
-
-def hub_repos() -> list[str]:
-    """Every Hugging Face Hub model repo the catalog loads from (the Space card's `models:` list)."""
-    repos = {spec.source["repo"] for spec in catalog().values() if "repo" in spec.source}
-    repos |= {spec.source["mirror"]["repo"] for spec in catalog().values() if "mirror" in spec.source}
-    return sorted(repos)
 
 
 def space_models_yaml() -> str:

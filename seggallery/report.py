@@ -14,12 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .agreement import Agreement, TruthComparison, agreement, compare_to_truth
-from .analysis import area_table, class_areas
-from .engine import Failure, Prediction, Result
-from .groundtruth import GroundTruth
+from .evidence.agreement import Agreement, TruthComparison, agreement, compare_to_truth
+from .evidence.areas import area_table, class_areas
+from .evidence.groundtruth import GroundTruth
 from .images import LoadedImage
-from .render import colorize, mask_png, overlay, save_png, with_legend
+from .pictures.files import mask_png, save_png
+from .pictures.legends import with_legend
+from .pictures.overlays import colorize, overlay
+from .runtime.results import Failure, Prediction, Result
 
 STEP_COLUMNS = ("load", "preprocess", "forward", "postprocess", "total")
 
@@ -90,7 +92,7 @@ def write_outputs(out_dir: Path, image: LoadedImage, results: list[Result], imag
     <id>_color.png (the label set's colours); with a ground truth also <id>_correct.png (green right,
     red wrong). For all: report.json, areas.csv, models.csv (timings, published and measured metrics)
     and, with a ground truth, per_class_iou.csv; with two or more models disagreement.png."""
-    from .charts import correctness_image, disagreement_image
+    from .pictures.maps import correctness_image, disagreement_image
 
     out_dir.mkdir(parents=True, exist_ok=True)
     predictions = [r for r in results if isinstance(r, Prediction)]

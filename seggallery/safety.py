@@ -3,7 +3,8 @@
 A public Space takes model ids and files from anonymous users. Nothing they send may choose code to run
 or a file to read, so
 - a model id must be a catalog id, and a backend builds only the catalog's own entry for it;
-- Hub downloads come from repos that catalog entries name, by plain file names (no paths);
+- Hub downloads come from repos that catalog entries name (backends.check_hub_file, derived from every
+  backend's files()), by plain file names (no paths: check_hub_name);
 - every torch.load in this process runs with weights_only=True (forced through torch's own switch, so
   library code that asks for a full unpickle, as torch.hub's loader does, gets weights only too);
 - a local checkpoint is a plain file inside $SEGGALLERY_CHECKPOINT_DIR, reached without leaving it.
@@ -54,24 +55,13 @@ def check_catalog_spec(spec: ModelSpec) -> None:
         raise ModelNotAllowed(f"{getattr(spec, 'id', spec)!r} is not a catalog entry as published; only catalog models are loaded")
 
 
-def check_hub_file(repo: str, filename: str, repo_type: str = "model") -> None:
-    """A Hub file may be fetched from a repo a catalog entry names, by a plain file name."""
+def check_hub_name(repo: str, filename: str) -> None:
+    """A Hub repo id (owner/name) and a plain file name inside it, nothing that could leave either."""
     parts = repo.split("/") if isinstance(repo, str) else []
     if len(parts) != 2 or not all(_HUB_NAME.fullmatch(p) for p in parts) or ".." in parts:
         raise ModelNotAllowed(f"{repo!r} is not a Hub repo id (owner/name)")
     if not isinstance(filename, str) or not _HUB_FILE.fullmatch(filename) or ".." in filename.split("/"):
         raise ModelNotAllowed(f"{filename!r} is not a plain file name inside a Hub repo")
-    if (repo, repo_type) not in _catalog_hub_repos():
-        raise ModelNotAllowed(f"{repo} is not named by any catalog entry; only catalog weights are fetched")
-
-
-def _catalog_hub_repos() -> set[tuple[str, str]]:
-    named = set()
-    for spec in catalog().values():
-        for source in (spec.source, spec.source.get("extra") or {}):
-            if "repo" in source:
-                named.add((source["repo"], source.get("repo_type", "model")))
-    return named
 
 
 def local_checkpoint(name: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:

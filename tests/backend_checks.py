@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from fakes.common import missing_from_hub_cache
+
 from seggallery import backends
-from seggallery.backends import fetch_command
-from seggallery.engine import Engine, Failure, Prediction
+from seggallery.runtime.engine import Engine
+from seggallery.runtime.results import Failure, Prediction, fetch_command
 
 CPU = torch.device("cpu")
 
@@ -19,12 +19,12 @@ def assert_is_cached_follows_the_files(spec, write, photo: np.ndarray) -> None:
     assert not backends.is_cached(spec)
     write(spec)
     assert backends.is_cached(spec)
-    for file in backends.backend(spec).pinned_files(spec):
-        with missing_from_hub_cache(file.repo, file.revision, file.name, file.repo_type):
+    for (file,) in (weight_file.origins for weight_file in backends.files(spec)):
+        with missing_from_hub_cache(file.repo, file.revision, file.filename, file.repo_type):
             assert not backends.is_cached(spec), f"{spec.id} counts as cached without {file}"
             result = Engine(device=CPU).run(photo, spec.id)
             assert isinstance(result, Failure), f"{spec.id} ran without {file}"
-            assert file.name in result.reason
+            assert file.filename in result.reason
     assert backends.is_cached(spec)
 
 

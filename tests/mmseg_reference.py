@@ -52,8 +52,8 @@ def _import_mmseg():
     """mmseg, or a skip where the test-only dependencies are absent (a failure under CI, where they must be)."""
     _install_mmcv_ext_stand_in()
     try:
-        import mmseg.models  # noqa: F401  (registers the models)
         import mmseg.apis
+        import mmseg.models  # noqa: F401  (registers the models)
     except ImportError as error:
         message = f"mmsegmentation reference unavailable ({error}); pip install -r requirements-test.txt"
         if os.environ.get("CI", "").lower() == "true":

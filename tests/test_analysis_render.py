@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seggallery.analysis import area_table, class_areas
 from seggallery.catalog import get_spec, label_set
-from seggallery.engine import Prediction
-from seggallery.render import colorize, legend_html, mask_png, overlay, with_legend
+from seggallery.evidence.areas import area_table, class_areas
+from seggallery.pictures.files import mask_png
+from seggallery.pictures.legends import legend_html, with_legend
+from seggallery.pictures.overlays import colorize, overlay
+from seggallery.runtime.results import Prediction
 
 VOC = label_set("voc21")
 

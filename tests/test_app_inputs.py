@@ -12,9 +12,9 @@ import re
 import httpx
 import pytest
 from gradio_client import Client, handle_file
+from image_cases import cases, encode
 from PIL import Image
 
-from image_cases import cases, encode
 from seggallery.images import MAX_SIDE, MAX_UPLOAD_BYTES
 
 FAST_MODEL = "lraspp_mobilenet_v3_large"

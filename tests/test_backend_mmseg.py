@@ -14,22 +14,24 @@ import hashlib
 import urllib.error
 from pathlib import Path
 
+import mmseg_reference
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
-import mmseg_reference
 from conftest import EXAMPLES
 from fakes.common import put_in_hub_cache
-from seggallery.analysis import area_table
+from PIL import Image
+
+from seggallery import backends, safety
 from seggallery.archs.encoder_decoder import from_mmseg_state_dict
 from seggallery.archs.resnet_v1c import ResNetV1c
-from seggallery.backends import WeightsUnavailable, describe_failure
+from seggallery.backends import hub, weights
 from seggallery.backends import mmseg as backend
 from seggallery.catalog import ModelSpec, catalog, get_spec, presets
-from seggallery.engine import Engine, Prediction
+from seggallery.evidence.areas import area_table
 from seggallery.images import load_image
+from seggallery.runtime.engine import Engine
+from seggallery.runtime.results import Prediction, WeightsUnavailable, describe_failure
 
 MMSEG_IDS = [spec.id for spec in catalog().values() if spec.backend == "mmseg"]
 CPU = torch.device("cpu")
@@ -221,15 +223,24 @@ def _unreachable(url, dst, hash_prefix=None, progress=True):
     raise urllib.error.URLError("no route to host")
 
 
+def _cached(spec) -> bool:
+    return weights.is_cached(backend.files(spec))
+
+
+def _fetch(spec) -> Path:
+    (path,) = weights.fetch(backend.files(spec))
+    return path
+
+
 def test_a_mirror_on_the_hub_serves_the_file(tmp_path):
     payload = tmp_path / "weights.pth"
     payload.write_bytes(b"the published checkpoint")
     mirror = {"repo": "someone/mmseg-mirror", "filename": "fcn.pth", "revision": "1" * 40}
     spec = _elsewhere(get_spec("fcn_r50_d8_voc"), payload.read_bytes(), mirror)
-    assert not backend.is_cached(spec)
+    assert not _cached(spec)
     put_in_hub_cache(mirror["repo"], mirror["revision"], {mirror["filename"]: payload})
-    assert backend.is_cached(spec)
-    assert backend.fetch(spec).read_bytes() == payload.read_bytes()
+    assert _cached(spec)
+    assert _fetch(spec).read_bytes() == payload.read_bytes()
 
 
 def test_a_mirror_download_must_be_the_published_file(tmp_path, monkeypatch):
@@ -239,19 +250,80 @@ def test_a_mirror_download_must_be_the_published_file(tmp_path, monkeypatch):
     served = tmp_path / "served.pth"
     served.write_bytes(b"something else")
 
-    def download(repo, revision, files, repo_type="model"):  # hub.download, as if it had downloaded the file
-        return put_in_hub_cache(repo, revision, {files[0]: served})
+    def download(repo, revision, name, repo_type="model"):  # hub.fetch_file, as if it had downloaded the file
+        return put_in_hub_cache(repo, revision, {name: served}) / name
 
-    monkeypatch.setattr(backend.hub, "download", download)
+    monkeypatch.setattr(hub, "fetch_file", download)
     monkeypatch.setattr(torch.hub, "download_url_to_file", _unreachable)
     with pytest.raises(WeightsUnavailable) as caught:
-        backend.fetch(spec)
+        _fetch(spec)
     message = str(caught.value)
     assert "mirror" in message and "sha256" in message and "download.invalid" in message
-    assert not backend.is_cached(spec), "a file that failed the check must not stay in the cache"
+    assert not _cached(spec), "a file that failed the check must not stay in the cache"
 
     served.write_bytes(published)
-    assert backend.fetch(spec).read_bytes() == published
+    assert _fetch(spec).read_bytes() == published
+
+
+@pytest.fixture
+def mirrored_entry(tmp_path, monkeypatch, empty_hub_cache):
+    """fcn_r50_d8_voc as a catalog entry with a Hub mirror (the published catalog has none yet), in empty
+    caches; returns (spec, the published bytes, the mirror, the Hub cache folder)."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    published = b"the published checkpoint, mirrored"
+    mirror = {"repo": "openmmlab-mirror/fcn", "filename": "fcn_r50_d8_voc.pth", "revision": "3" * 40}
+    spec = _elsewhere(get_spec("fcn_r50_d8_voc"), published, mirror)
+    entries = {**catalog(), spec.id: spec}
+    for module in (safety, backends):
+        monkeypatch.setattr(module, "catalog", lambda: entries)
+    backends.catalog_hub_files.cache_clear()
+    yield spec, published, mirror, empty_hub_cache
+    backends.catalog_hub_files.cache_clear()
+
+
+def test_a_catalog_mirror_is_downloaded_from_the_mirror_when_it_is_reachable(mirrored_entry, tmp_path, monkeypatch):
+    """The door (backends.fetch) lets a catalog entry's mirror through: its repo is in the allowlist,
+    which is derived from every entry's files(). Before, the mirror was refused as an unknown repo."""
+    spec, published, mirror, hub_cache = mirrored_entry
+    served = tmp_path / "served.pth"
+    served.write_bytes(published)
+    hub_calls = []
+
+    def hf_hub_download(repo_id, filename, revision=None, repo_type="model", **kwargs):  # the Hub, reachable
+        hub_calls.append(repo_id)
+        return str(put_in_hub_cache(repo_id, revision, {filename: served}) / filename)
+
+    monkeypatch.setattr(hub, "hf_hub_download", hf_hub_download)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", _unreachable)
+    assert mirror["repo"] in backends.hub_repos()
+    backends.fetch(spec)
+    assert hub_calls == [mirror["repo"]]
+    assert backends.is_cached(spec)
+    (path,) = weights.fetch(backends.files(spec))
+    assert path.read_bytes() == published and path.is_relative_to(hub_cache)
+    assert not backend.checkpoint_path(spec).exists(), "the official URL was not needed"
+
+
+def test_a_catalog_mirror_falls_back_to_the_official_url(mirrored_entry, monkeypatch):
+    spec, published, mirror, _ = mirrored_entry
+    urls = []
+
+    def hf_hub_download(repo_id, filename, **kwargs):  # the Hub, unreachable
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        raise LocalEntryNotFoundError("no connection to the Hub in this test")
+
+    def download_url_to_file(url, dst, hash_prefix=None, progress=True):  # the official host, reachable
+        urls.append(url)
+        assert hashlib.sha256(published).hexdigest().startswith(hash_prefix)
+        Path(dst).write_bytes(published)
+
+    monkeypatch.setattr(hub, "hf_hub_download", hf_hub_download)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", download_url_to_file)
+    backends.fetch(spec)
+    assert urls == [spec.source["url"]]
+    assert backend.checkpoint_path(spec).read_bytes() == published
+    assert backends.is_cached(spec)
 
 
 def test_missing_weights_tell_how_to_fetch_them(monkeypatch):
@@ -286,3 +358,28 @@ def test_same_backbone_preset_runs_end_to_end(fake_weights, photo, photo_png):
     expected = mmseg_reference.inference_mask(mmseg_reference.load(first, backend.checkpoint_path(first)), photo_png)
     assert len(np.unique(expected)) > 1
     assert (results[0].mask == expected).mean() >= 0.999
+
+
+def test_an_mmseg_compare_has_confidence_and_entropy_maps(fake_weights, photo):
+    """The Agreement section's confidence and entropy galleries and report.json's mean_confidence for mmseg
+    models (they had none: the uncertainty code did not understand MmsegSegmenter's (scores, size) output).
+    The maps are checked against the decode head's own scores, softmaxed here."""
+    from seggallery.report import model_report
+    from seggallery.ui.evidence import _uncertainty_galleries
+
+    model_id = "pspnet_r50_d8_voc"
+    fake_weights(model_id)
+    engine = Engine(device=CPU)
+    result = engine.run(photo, model_id)
+    assert isinstance(result, Prediction), getattr(result, "reason", "")
+    assert result.confidence is not None and result.entropy is not None
+    segmenter, _ = engine.segmenter(model_id)
+    with torch.inference_mode():
+        scores, _ = segmenter.forward(segmenter.preprocess(photo))
+    expected = scores[0].softmax(0).max(0).values.numpy()
+    assert result.confidence.shape == expected.shape
+    assert np.allclose(result.confidence, expected, atol=1e-5)
+    assert 0.0 <= result.entropy.min() and result.entropy.max() <= 1.0
+    assert model_report(result)["mean_confidence"] == pytest.approx(float(expected.mean()), abs=1e-5)
+    confidence_gallery, entropy_gallery = _uncertainty_galleries([result], photo.shape[:2])
+    assert len(confidence_gallery) == 1 and len(entropy_gallery) == 1

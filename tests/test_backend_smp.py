@@ -12,8 +12,6 @@ import pytest
 import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F
-from PIL import Image
-
 from backend_checks import (
     CPU,
     assert_absent_weights_give_the_fetch_command,
@@ -21,8 +19,10 @@ from backend_checks import (
     assert_masks_equal,
 )
 from fakes import smp as fake_smp
+from PIL import Image
+
 from seggallery.catalog import catalog, get_spec
-from seggallery.engine import Engine
+from seggallery.runtime.engine import Engine
 
 SMP_IDS = [spec.id for spec in catalog().values() if spec.backend == "smp"]
 

@@ -12,7 +12,8 @@ from torchvision.models import segmentation as tv_segmentation
 from seggallery.backends import is_cached
 from seggallery.backends.torchvision import weights_enum
 from seggallery.catalog import catalog, get_spec
-from seggallery.engine import Engine, Prediction
+from seggallery.runtime.engine import Engine
+from seggallery.runtime.results import Prediction
 
 TORCHVISION_IDS = [spec.id for spec in catalog().values() if spec.backend == "torchvision"]
 

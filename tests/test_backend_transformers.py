@@ -12,8 +12,6 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from PIL import Image
-
 from backend_checks import (
     CPU,
     assert_absent_weights_give_the_fetch_command,
@@ -21,8 +19,11 @@ from backend_checks import (
     assert_masks_equal,
 )
 from fakes import transformers as fake_transformers
+from PIL import Image
+
 from seggallery.catalog import catalog, get_spec
-from seggallery.engine import Engine, Prediction
+from seggallery.runtime.engine import Engine
+from seggallery.runtime.results import Prediction
 
 TRANSFORMERS_IDS = [spec.id for spec in catalog().values() if spec.backend == "transformers"]
 WITH_SECOND_REPO = [model_id for model_id in TRANSFORMERS_IDS if "extra" in get_spec(model_id).source]
@@ -131,12 +132,11 @@ def test_a_checkpoint_that_lacks_weights_is_refused(fake_weights, tmp_path):
 
     from safetensors.torch import load_file, save_file
 
-    from seggallery.backends import hub
-    from seggallery.backends.transformers import load_model
+    from seggallery.backends.transformers import _download, load_model
 
     spec = get_spec("segformer_b0_ade")
     fake_weights(spec.id)
-    snapshot = hub.download(spec.source["repo"], spec.source["revision"], spec.source["files"])
+    snapshot, _ = _download(spec)
     folder = tmp_path / "checkpoint"
     folder.mkdir()
     for name in ("config.json", "model.safetensors"):

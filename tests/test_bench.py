@@ -8,21 +8,22 @@ import sys
 
 import pytest
 import torch
-
 from conftest import REPO
-from seggallery import bench
+
+from seggallery.bench.config import parse_size
+from seggallery.bench.measure import peak_tflops
 from seggallery.cli import main
 
 
 @pytest.mark.parametrize("text, size", [("512", (512, 512)), ("1024x768", (768, 1024)), ("native", None), (" 64 ", (64, 64))])
 def test_parse_size(text, size):
-    assert bench.parse_size(text) == size
+    assert parse_size(text) == size
 
 
 @pytest.mark.parametrize("text", ["", "big", "10", "512x", "99999"])
 def test_bad_sizes_are_refused(text):
     with pytest.raises(ValueError):
-        bench.parse_size(text)
+        parse_size(text)
 
 
 @pytest.mark.parametrize(
@@ -42,13 +43,13 @@ def test_bad_sizes_are_refused(text):
 )
 def test_gpu_peaks_match_whole_words_only(monkeypatch, gpu, precision, peak):
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: gpu)
-    value, what = bench.peak_tflops(torch.device("cuda"), precision)
+    value, what = peak_tflops(torch.device("cuda"), precision)
     assert value == peak
     assert what.startswith("n/a") == (peak is None)
 
 
 def test_no_cpu_peak_is_claimed():
-    value, what = bench.peak_tflops(torch.device("cpu"), "bf16")
+    value, what = peak_tflops(torch.device("cpu"), "bf16")
     assert value is None and what.startswith("n/a")
 
 
@@ -56,8 +57,8 @@ def test_peak_memory_sees_an_allocation():
     """In a fresh process: late in a long test session the allocator reuses pages that are already
     resident, so a new allocation need not raise the resident set at all."""
     script = (
-        "import torch; from seggallery import bench\n"
-        "with bench.PeakMemory(torch.device('cpu')) as memory:\n"
+        "import torch; from seggallery.bench.measure import PeakMemory\n"
+        "with PeakMemory(torch.device('cpu')) as memory:\n"
         "    block = torch.ones(64 << 20, dtype=torch.uint8)  # 64 MB, touched\n"
         "    block.add_(1)\n"
         "    del block\n"
@@ -101,7 +102,7 @@ def test_bench_command_writes_every_field(fake_weights, tmp_path, capsys):
         assert entry["peak_tflops"] is None and entry["percent_of_peak"] is None  # no CPU peak is claimed
         assert entry["batched"]["batch"] == 2 and entry["batched"]["images_per_s"] > 0
         assert entry["peak_memory_mb"]["optimised"] > 0
-        assert entry["logits"]["fragile_pixel_share"] >= 0
+        assert 0 <= entry["logits"]["fragile_pixel_share"] <= 1 and entry["logits"]["logit_std"] > 0
     assert sizes["96x64"]["gflops"] == pytest.approx(sizes["64"]["gflops"] * 1.5, rel=0.05)
 
     compare = result["compare"]
@@ -126,3 +127,17 @@ def test_bench_reports_a_model_without_weights_and_fails(monkeypatch, tmp_path, 
     assert "FAILED" in capsys.readouterr().out
     (row,) = json.loads(out.read_text())["models"]
     assert "not in the local cache" in row["error"] and row["fix"].startswith("python -m seggallery fetch")
+
+
+def test_logit_diagnostics_count_the_pixels_a_rounding_error_could_flip():
+    """Two pixels of three classes: one with a clear winner (margin 4), one near a tie (margin 0.01); the
+    reduced-precision scores are off by 0.1 everywhere, so only the near-tie pixel is fragile."""
+    from seggallery.bench.model import logit_diagnostics
+
+    reference = torch.tensor([[[[4.0, 1.0]], [[0.0, 0.99]], [[0.0, 0.0]]]])  # 1 x 3 x 1 x 2
+    reduced = reference + 0.1
+    found = logit_diagnostics(reference, reduced)
+    assert found["logit_abs_error_p99"] == pytest.approx(0.1, abs=1e-6)
+    assert found["fp32_margin_median"] == pytest.approx(0.01, abs=1e-6)  # torch's median: the lower middle value
+    assert found["fragile_pixel_share"] == 0.5
+    assert logit_diagnostics(None, reduced) is None and logit_diagnostics(reference, reduced[:, :2]) is None

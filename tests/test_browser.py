@@ -11,9 +11,8 @@ from __future__ import annotations
 import os
 
 import pytest
-
-from conftest import EXAMPLES, REPO
 from browser import chromium_page, chromium_path, run_compare, save_compare_view
+from conftest import EXAMPLES, REPO
 
 PHOTO = EXAMPLES / "street-city.jpg"
 ARTIFACTS = REPO / "test-artifacts"

@@ -6,10 +6,10 @@ from __future__ import annotations
 import inspect
 import re
 
+import mmseg_reference
 import pytest
 import yaml
 
-import mmseg_reference
 from seggallery.archs.heads import DECODE_HEADS
 from seggallery.backends import mmseg as backend
 from seggallery.catalog import catalog, get_spec, presets

@@ -6,12 +6,13 @@ import shutil
 
 import pytest
 import torch
-
 from conftest import require_shared
-from seggallery.backends import WeightsUnavailable, is_cached
-from seggallery.backends import native, torchhub
+
+from seggallery import backends
+from seggallery.backends import is_cached, native, torchhub
 from seggallery.catalog import get_spec
-from seggallery.engine import Engine, Prediction
+from seggallery.runtime.engine import Engine
+from seggallery.runtime.results import Prediction, WeightsUnavailable
 
 
 def _offline(url, *args, **kwargs):
@@ -42,14 +43,14 @@ def test_a_file_that_is_not_the_published_one_is_refused(empty_torch_home, monke
     monkeypatch.setenv("SEGGALLERY_CHECKPOINT_DIR", str(folder))
     spec = get_spec("enet_camvid")
     with pytest.raises(WeightsUnavailable, match="is not the published ENet_default"):
-        native.fetch(spec)
+        backends.fetch(spec)
     assert not is_cached(spec)
 
 
 def test_without_the_file_in_the_folder_the_download_is_tried(empty_torch_home, monkeypatch, tmp_path):
     monkeypatch.setenv("SEGGALLERY_CHECKPOINT_DIR", str(tmp_path))
     with pytest.raises(WeightsUnavailable, match="no network in this test"):
-        native.fetch(get_spec("enet_camvid"))
+        backends.fetch(get_spec("enet_camvid"))
 
 
 def test_a_damaged_cached_file_is_replaced_from_the_folder(empty_torch_home, monkeypatch):

@@ -8,9 +8,8 @@ import subprocess
 import sys
 
 import numpy as np
-from PIL import Image
-
 from conftest import EXAMPLES, REPO
+from PIL import Image
 
 MODELS = ["fcn_resnet50", "deeplabv3_resnet50", "lraspp_mobilenet_v3_large"]
 

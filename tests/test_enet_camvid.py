@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from conftest import require_shared
+from PIL import Image
 from real_weights import install_enet
 
 from seggallery.archs.enet import ENet
@@ -61,7 +61,7 @@ def test_enet_reproduces_published_camvid_miou(tmp_path, one_thread):
 
 
 def test_preprocessing_is_rgb_over_255_at_the_native_size(photo):
-    from seggallery.engine import Engine
+    from seggallery.runtime.engine import Engine
 
     install_enet()
     segmenter, _ = Engine().segmenter("enet_camvid")
@@ -75,7 +75,8 @@ def test_preprocessing_is_rgb_over_255_at_the_native_size(photo):
 
 
 def test_a_damaged_checkpoint_is_replaced_by_a_fresh_download(tmp_path, monkeypatch):
-    from seggallery.engine import Engine, Failure, Prediction
+    from seggallery.runtime.engine import Engine
+    from seggallery.runtime.results import Failure, Prediction
 
     real = require_shared("weights/enet-camvid/ENet_default").read_bytes()
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))

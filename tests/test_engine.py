@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from seggallery.catalog import get_spec
-from seggallery.engine import Engine, Failure, ModelCache, Prediction, Segmenter, StepTimer, pick_device, upsample_argmax
+from seggallery.catalog import catalog, get_spec
+from seggallery.runtime.devices import StepTimer, pick_device
+from seggallery.runtime.engine import Engine
+from seggallery.runtime.model_cache import ModelCache
+from seggallery.runtime.results import Failure, Instances, Prediction
+from seggallery.runtime.segmenter import Segmenter, upsample_argmax
 
 
 def test_device_override_and_auto(monkeypatch):
@@ -32,14 +39,20 @@ def test_chunked_upsample_argmax_equals_full_resize(size):
 
 
 def test_step_timer_reports_each_step_and_total():
+    """Each step's time is the time that step took (known sleeps), and the total is the wall time of all."""
+    sleeps = {"preprocess": 0.03, "forward": 0.01, "postprocess": 0.05}
+    started = time.perf_counter()
     timer = StepTimer(torch.device("cpu"))
-    for name in ("preprocess", "forward", "postprocess"):
-        sum(range(10000))
+    for name, seconds in sleeps.items():
+        time.sleep(seconds)
         timer.mark(name)
     timings = timer.finish()
+    wall_ms = (time.perf_counter() - started) * 1000.0
     assert list(timings) == ["preprocess", "forward", "postprocess", "total"]
-    assert all(v >= 0 for v in timings.values())
-    assert timings["total"] == pytest.approx(sum(v for k, v in timings.items() if k != "total"))
+    for name, seconds in sleeps.items():
+        assert 1000 * seconds <= timings[name] < 1000 * seconds + 40, (name, timings[name])
+    assert timings["preprocess"] > timings["forward"] < timings["postprocess"]
+    assert 90 <= timings["total"] <= wall_ms
 
 
 class _Sized(Segmenter):
@@ -91,3 +104,53 @@ def test_second_run_is_warm_and_reports_no_load(fake_weights, photo):
     assert np.array_equal(first.mask, second.mask)
     for step in ("preprocess", "forward", "postprocess", "total"):
         assert second.timings_ms[step] > 0
+
+
+class _TwoObjects(Segmenter):
+    """An instance model in miniature: finds the left and the right half of the photo as two objects."""
+
+    def __init__(self, spec, device):
+        super().__init__(spec, torch.nn.Identity(), device)
+
+    def preprocess(self, image):
+        return torch.from_numpy(image).float()
+
+    def postprocess(self, outputs, size):  # the semantic reading: each pixel's best object's class
+        mask = torch.zeros(size, dtype=torch.int64)
+        mask[:, size[1] // 2:] = 15
+        mask[:, : size[1] // 2] = 12
+        return mask
+
+    def instances(self, outputs, size):
+        left = np.zeros(size, bool)
+        left[:, : size[1] // 2] = True
+        return Instances(np.stack([left, ~left]), np.array([12, 15]), np.array([0.9, 0.4]),
+                         np.array([[0, 0, size[1] // 2, size[0]], [size[1] // 2, 0, size[1], size[0]]]))
+
+
+def test_a_prediction_carries_instances_beside_its_label_map():
+    spec = dataclasses.replace(get_spec("fcn_resnet50"), task="instance")
+    engine = Engine(device=torch.device("cpu"), loader=lambda _, device: _TwoObjects(spec, device))
+    image = np.zeros((40, 60, 3), np.uint8)
+    result = engine.run(image, "fcn_resnet50")
+    assert isinstance(result, Prediction), getattr(result, "reason", "")
+    assert result.task == "instance" and len(result.instances) == 2
+    assert result.mask.shape == (40, 60) and set(np.unique(result.mask)) == {12, 15}
+    assert np.array_equal(result.instances.masks[1], result.mask == 15)
+    assert result.confidence is None, "no class scores: no uncertainty maps, and no crash"
+    confident = result.instances.above(0.5)
+    assert len(confident) == 1 and confident.labels.tolist() == [12] and confident.boxes.tolist() == [[0, 0, 30, 40]]
+    with pytest.raises(ValueError, match="disagree"):
+        Instances(np.zeros((2, 4, 4), bool), np.array([1]), np.array([0.5, 0.5]))
+
+
+def test_the_catalog_knows_the_task_axis():
+    from seggallery.catalog import TASKS, CatalogError, _spec_from_entry
+
+    assert TASKS == ("semantic", "instance", "panoptic")
+    assert {spec.task for spec in catalog().values()} == {"semantic"}
+    entry = {key: getattr(get_spec("fcn_resnet50"), key) for key in ("id", "name", "family", "backend", "labels", "source",
+                                                                    "preprocess", "license", "paper")}
+    assert _spec_from_entry({**entry, "task": "panoptic"}).task == "panoptic"
+    with pytest.raises(CatalogError, match="task must be one of"):
+        _spec_from_entry({**entry, "task": "depth"})

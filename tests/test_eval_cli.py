@@ -10,7 +10,7 @@ from conftest import require_shared
 from real_weights import install_enet
 
 from seggallery.cli import main
-from seggallery.engine import Engine
+from seggallery.runtime.engine import Engine
 
 IMAGES = 5
 FAKE_VOC_MODEL = "lraspp_mobilenet_v3_large"  # random weights: tests the cross-label-set path, not accuracy

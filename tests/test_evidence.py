@@ -13,15 +13,17 @@ from conftest import require_shared
 from PIL import Image
 from real_weights import install_enet
 
-from seggallery.agreement import agreement, compare_to_truth, distinct_labels
+from seggallery.backends.transformers import mask_classification_scores
 from seggallery.catalog import get_spec, label_set
 from seggallery.cli import main
-from seggallery.engine import Engine, Prediction
-from seggallery.groundtruth import load_mask
+from seggallery.evidence.agreement import agreement, compare_to_truth, distinct_labels
+from seggallery.evidence.groundtruth import load_mask
+from seggallery.evidence.metrics import Scores
+from seggallery.evidence.uncertainty import class_probabilities, uncertainty_maps
 from seggallery.images import load_image
-from seggallery.metrics import Scores
+from seggallery.runtime.engine import Engine
+from seggallery.runtime.results import Prediction
 from seggallery.ui.compare import Comparison  # what the Compare tab keeps per session
-from seggallery.uncertainty import class_probabilities, uncertainty_maps
 
 FAKE_VOC_MODEL = "lraspp_mobilenet_v3_large"
 IMAGE = "0001TP_008550.png"
@@ -88,14 +90,18 @@ def test_uncertainty_maps_from_logits_and_mask_classification():
         class_queries_logits = torch.tensor([[[5.0, -5.0, -5.0], [-5.0, 5.0, -5.0]]])
         masks_queries_logits = torch.tensor([[[[9.0, -9.0]], [[-9.0, 9.0]]]])  # query 0 left pixel, query 1 right
 
-    probs = class_probabilities(Queries())
+    probs = class_probabilities(mask_classification_scores(Queries()))
     assert probs.shape == (2, 1, 2) and torch.allclose(probs.sum(0), torch.ones(1, 2))
     assert probs.argmax(0).tolist() == [[0, 1]]
-    assert uncertainty_maps(object()) is None
+    # independently: left pixel = softmax(query 0's classes)[:2] * sigmoid(9) + query 1's * sigmoid(-9), normalised
+    class_probs = torch.softmax(Queries.class_queries_logits[0], -1)[:, :2]
+    left = class_probs[0] * torch.sigmoid(torch.tensor(9.0)) + class_probs[1] * torch.sigmoid(torch.tensor(-9.0))
+    assert torch.allclose(probs[:, 0, 0], left / left.sum(), atol=1e-6)
+    assert mask_classification_scores(object()) is None
 
 
 def test_uncertainty_maps_of_large_outputs_are_sampled_not_resized():
-    from seggallery.uncertainty import MAX_MAP_SIDE
+    from seggallery.evidence.uncertainty import MAX_MAP_SIDE
 
     torch.manual_seed(0)
     logits = torch.randn(1, 5, 700, 1100)  # a model that outputs at the input's size
@@ -139,7 +145,12 @@ def test_truth_comparison_native_and_across_label_sets(street):
 
 
 def test_charts_draw(street):
-    from seggallery.charts import accuracy_latency_chart, area_chart, figure_png, latency_chart
+    from seggallery.pictures.charts import (
+        accuracy_latency_chart,
+        area_chart,
+        figure_png,
+        latency_chart,
+    )
 
     _, results, _, _ = street
     for figure in (area_chart(results), latency_chart(results), accuracy_latency_chart(results)):
@@ -184,8 +195,8 @@ def test_export_zip_holds_what_the_cli_writes(street, tmp_path):
 
 
 def test_view_sections(street, tmp_path):
-    from seggallery.charts import disagreement_image
-    from seggallery.render import colorize
+    from seggallery.pictures.maps import disagreement_image
+    from seggallery.pictures.overlays import colorize
     from seggallery.ui.evidence import build_view
 
     image, results, truth, mask_path = street
@@ -236,7 +247,7 @@ def test_app_has_the_new_tab_and_sections():
 
 
 def test_evaluate_tab_stop_keeps_finished_images(street, tmp_path, monkeypatch):
-    from seggallery.evaluation import EvaluationStopped
+    from seggallery.evidence.evaluation import EvaluationStopped
     from seggallery.ui import evaluate as tab
 
     monkeypatch.setattr(tab, "EVAL_ROOT", tmp_path)
@@ -258,7 +269,7 @@ def test_evaluate_tab_stop_keeps_finished_images(street, tmp_path, monkeypatch):
 def test_disagreement_picture_shades_by_how_many_labels_meet():
     from matplotlib import colormaps
 
-    from seggallery.charts import disagreement_image
+    from seggallery.pictures.maps import disagreement_image
 
     photo = np.full((1, 3, 3), 100, dtype=np.uint8)
     picture = disagreement_image(photo, np.array([[1, 2, 3]]), models=3).astype(float)

@@ -10,7 +10,13 @@ from PIL import Image
 from seggallery.cache import CACHE_ENV
 from seggallery.catalog import catalog
 from seggallery.explain import diagrams
-from seggallery.explain.card import CardError, card_for_family, cards, get_card, load_card
+from seggallery.explain.card import (
+    CardError,
+    card_for_family,
+    cards,
+    get_card,
+    load_card,
+)
 
 # Families other branches are adding to the catalog now (mmsegmentation zoo, native ENet): their cards exist already.
 PENDING_FAMILIES = {"pspnet", "deeplabv3plus", "enet"}

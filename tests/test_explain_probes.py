@@ -10,14 +10,21 @@ import segmentation_models_pytorch as smp
 import torch
 import transformers
 
-from seggallery.backends import WeightsUnavailable
 from seggallery.backends.smp import SmpSegmenter
 from seggallery.backends.transformers import TransformersSegmenter
 from seggallery.catalog import BACKENDS, catalog, get_spec
-from seggallery.engine import Engine, Failure
 from seggallery.explain import views
 from seggallery.explain.card import card_for_family
-from seggallery.explain.probes import Inside, capture, look_inside, matches, probe_for, probes
+from seggallery.explain.probes import (
+    Inside,
+    capture,
+    look_inside,
+    matches,
+    probe_for,
+    probes,
+)
+from seggallery.runtime.engine import Engine
+from seggallery.runtime.results import Failure, WeightsUnavailable
 
 H, W = 96, 128  # a small input: every map below is a fraction of it
 CPU = torch.device("cpu")

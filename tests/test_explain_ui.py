@@ -10,8 +10,8 @@ import torch
 from gradio_client import Client, handle_file
 
 from seggallery.catalog import catalog
-from seggallery.engine import Engine
 from seggallery.explain.card import cards
+from seggallery.runtime.engine import Engine
 from seggallery.ui import build_app
 from seggallery.ui.explain import compare_these, look
 

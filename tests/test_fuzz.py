@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from image_cases import encode, halves
 from PIL import Image
 
-from image_cases import encode, halves
 from seggallery.catalog import label_set
+from seggallery.evidence.groundtruth import MaskError, ignore_id, load_mask
 from seggallery.images import ImageError, load_image
-from seggallery.groundtruth import MaskError, ignore_id, load_mask
-from seggallery.render import colorize, mask_png
+from seggallery.pictures.files import mask_png
+from seggallery.pictures.overlays import colorize
 
 # Each example must finish well inside the deadline: that is the "never hangs" property.
 FUZZ = settings(max_examples=150, deadline=timedelta(seconds=5), suppress_health_check=[HealthCheck.too_slow])

@@ -8,13 +8,14 @@ import time
 import numpy as np
 import pytest
 from conftest import require_shared
+from image_cases import cases
 from PIL import Image
 
-from image_cases import cases
 from seggallery.catalog import label_set
-from seggallery.groundtruth import MaskError, load_mask
+from seggallery.evidence.groundtruth import MaskError, load_mask
 from seggallery.images import ImageError
-from seggallery.render import colorize, mask_png
+from seggallery.pictures.files import mask_png
+from seggallery.pictures.overlays import colorize
 
 VOC = label_set("voc21")
 CAMVID = label_set("camvid11")

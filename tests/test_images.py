@@ -7,10 +7,10 @@ import time
 
 import numpy as np
 import pytest
+from image_cases import RED, cases, encode, halves, near
 from PIL import Image
 
 import seggallery.images as images
-from image_cases import RED, cases, encode, halves, near
 from seggallery.images import ImageError, load_image
 
 

@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fakes.common import put_in_hub_cache
 from huggingface_hub import constants
 
-from fakes.common import put_in_hub_cache
-from seggallery import integrity
-from seggallery.backends import WeightsUnavailable, hub
+from seggallery.backends import hub, integrity, weights
+from seggallery.backends.base import HubFile, WeightFile
 from seggallery.catalog import catalog, get_spec
-from seggallery.engine import Engine, Failure, Prediction
+from seggallery.runtime.engine import Engine
+from seggallery.runtime.results import Failure, Prediction, WeightsUnavailable
 
 SMALL_PHOTO = np.random.default_rng(0).integers(0, 255, (64, 80, 3), dtype=np.uint8)
 HUB_SPEC = next(spec for spec in catalog().values() if spec.backend == "smp")
@@ -26,6 +27,7 @@ HUB_SPEC = next(spec for spec in catalog().values() if spec.backend == "smp")
 def torch_home(tmp_path, monkeypatch):
     """An empty torch cache with fake LR-ASPP and DeepLabV3-MobileNet checkpoints (and originals to restore)."""
     from fakes import torchvision as fake_torchvision
+
     from seggallery.backends.torchvision import checkpoint_path
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
@@ -112,14 +114,22 @@ def _hub_files(tmp_path) -> dict[str, Path]:
     return files
 
 
+def _snapshot(repo: str, revision: str) -> Path:
+    """Both files through the generic fetch (each checked against its hash) -> the snapshot folder."""
+    names = ["config.json", "model.safetensors"]
+    paths = weights.fetch([WeightFile((HubFile(repo, revision, name),)) for name in names])
+    assert {path.parent for path in paths} == {paths[0].parent}
+    return weights.snapshot_folder(paths[0], names[0])
+
+
 def test_damaged_hub_blob_is_removed_and_reported_when_offline(tmp_path, empty_hub_cache):
     repo, revision = HUB_SPEC.source["repo"], HUB_SPEC.source["revision"]
     snapshot = put_in_hub_cache(repo, revision, _hub_files(tmp_path))
-    assert hub.download(repo, revision, ["config.json", "model.safetensors"]) == snapshot
+    assert _snapshot(repo, revision) == snapshot
     blob = (snapshot / "model.safetensors").resolve()
     _truncate(blob)
     with pytest.raises(WeightsUnavailable, match=f"the cached {repo}/model.safetensors was damaged.*fetching it again failed"):
-        hub.download(repo, revision, ["config.json", "model.safetensors"])
+        _snapshot(repo, revision)
     assert not blob.exists() and not (snapshot / "model.safetensors").is_symlink()
     assert (snapshot / "config.json").exists(), "the intact file stays"
 
@@ -139,7 +149,7 @@ def test_damaged_hub_blob_is_fetched_again(tmp_path, monkeypatch, empty_hub_cach
 
     monkeypatch.setattr(hub, "hf_hub_download", download)
     (snapshot / "model.safetensors").resolve().write_bytes(b"overwritten")
-    assert hub.download(repo, revision, ["config.json", "model.safetensors"]) == snapshot
+    assert _snapshot(repo, revision) == snapshot
     assert forced == ["model.safetensors"]
     assert (snapshot / "model.safetensors").read_bytes() == files["model.safetensors"].read_bytes()
 

@@ -7,10 +7,14 @@ import pytest
 import torch
 from conftest import require_shared
 from PIL import Image
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassJaccardIndex
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassJaccardIndex,
+)
 
 from seggallery.catalog import label_set
-from seggallery.metrics import Scores, confusion_matrix
+from seggallery.evidence.metrics import Scores, confusion_matrix
 
 
 def torchmetrics_scores(truth: np.ndarray, prediction: np.ndarray, num_classes: int, ignore_index: int):

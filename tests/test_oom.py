@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-import seggallery.backends as backends
-from seggallery.engine import Engine, Failure, Prediction, Segmenter
 from seggallery.report import model_report
+from seggallery.runtime.engine import Engine
+from seggallery.runtime.results import Failure, Prediction
+from seggallery.runtime.segmenter import Segmenter
 from seggallery.ui.compare import slot_caption
 
 PHOTO = np.random.default_rng(0).integers(0, 255, (256, 320, 3), dtype=np.uint8)
@@ -46,7 +47,7 @@ class TinySegmenter(Segmenter):
 
 @pytest.fixture
 def stand_in(monkeypatch):
-    """load_segmenter -> TinySegmenter; returns (budgets by device type, forward log, load log)."""
+    """A loader giving TinySegmenters; returns (budgets by device type, forward log, load log, the loader)."""
     budgets, forwards, loads = {}, [], []
 
     def load(spec, device):
@@ -55,21 +56,20 @@ def stand_in(monkeypatch):
             raise torch.OutOfMemoryError("CUDA out of memory while loading")
         return TinySegmenter(spec, device, budgets.get(device.type), forwards)
 
-    monkeypatch.setattr(backends, "load_segmenter", load)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
-    return budgets, forwards, loads
+    return budgets, forwards, loads, load
 
 
-def _engine(device: str) -> Engine:
-    engine = Engine(device=torch.device("cpu"))
+def _engine(device: str, stand_in) -> Engine:
+    engine = Engine(device=torch.device("cpu"), loader=stand_in[3])
     engine.device = torch.device(device)  # a pretend GPU: only the stand-in backend ever sees it
     return engine
 
 
 def test_retried_at_half_resolution_with_a_note(stand_in):
-    budgets, forwards, _ = stand_in
+    budgets, forwards, _, _ = stand_in
     budgets["cpu"] = 200 * 200  # the full 320x256 image does not fit, half of it does
-    result = _engine("cpu").run(PHOTO, "fcn_resnet50")
+    result = _engine("cpu", stand_in).run(PHOTO, "fcn_resnet50")
     assert isinstance(result, Prediction), getattr(result, "reason", "")
     assert result.mask.shape == PHOTO.shape[:2], "the mask is scaled back to the image"
     assert forwards == [("cpu", 320 * 256), ("cpu", 160 * 128)]
@@ -80,8 +80,8 @@ def test_retried_at_half_resolution_with_a_note(stand_in):
 
 
 def test_gpu_out_of_memory_falls_back_to_the_cpu(stand_in):
-    budgets, forwards, loads = stand_in
-    result = _engine("cuda").run(PHOTO, "fcn_resnet50")
+    budgets, forwards, loads, _ = stand_in
+    result = _engine("cuda", stand_in).run(PHOTO, "fcn_resnet50")
     assert isinstance(result, Prediction) and result.device == "cpu"
     assert forwards == [("cuda", 320 * 256), ("cuda", 160 * 128), ("cpu", 320 * 256)]
     assert loads == ["cuda", "cpu"] and result.cold
@@ -89,34 +89,34 @@ def test_gpu_out_of_memory_falls_back_to_the_cpu(stand_in):
 
 
 def test_out_of_memory_while_loading_on_the_gpu_loads_on_the_cpu(stand_in):
-    budgets, forwards, loads = stand_in
+    budgets, forwards, loads, _ = stand_in
     budgets["load:cuda"] = "oom"
-    result = _engine("cuda").run(PHOTO, "fcn_resnet50")
+    result = _engine("cuda", stand_in).run(PHOTO, "fcn_resnet50")
     assert isinstance(result, Prediction) and result.device == "cpu" and loads == ["cuda", "cpu"]
     assert result.notes == ["not enough CUDA memory to load it: it ran on the CPU"]
 
 
 def test_out_of_memory_everywhere_is_a_clear_failure_and_the_other_models_run(stand_in):
-    budgets, forwards, _ = stand_in
+    budgets, forwards, _, _ = stand_in
     budgets["cpu"] = 10  # nothing fits ...
 
-    results = _engine("cpu").run_many(PHOTO, ["fcn_resnet50", "lraspp_mobilenet_v3_large"])
+    results = _engine("cpu", stand_in).run_many(PHOTO, ["fcn_resnet50", "lraspp_mobilenet_v3_large"])
     assert all(isinstance(r, Failure) for r in results)
     assert "ran out of memory on this device, also at a lower resolution" in results[0].reason
     budgets["cpu"] = None  # ... until memory is free again: the same engine recovers
-    assert isinstance(_engine("cpu").run(PHOTO, "fcn_resnet50"), Prediction)
+    assert isinstance(_engine("cpu", stand_in).run(PHOTO, "fcn_resnet50"), Prediction)
 
 
 def test_other_errors_are_not_retried(stand_in, monkeypatch):
-    _, forwards, _ = stand_in
+    _, forwards, _, _ = stand_in
     monkeypatch.setattr(TinySegmenter, "forward", lambda self, inputs: forwards.append(1) or (_ for _ in ()).throw(ValueError("shape mismatch")))
-    result = _engine("cpu").run(PHOTO, "fcn_resnet50")
+    result = _engine("cpu", stand_in).run(PHOTO, "fcn_resnet50")
     assert isinstance(result, Failure) and "shape mismatch" in result.reason and forwards == [1]
 
 
 def test_a_small_image_goes_straight_to_the_cpu(stand_in):
-    budgets, forwards, _ = stand_in
+    budgets, forwards, _, _ = stand_in
     small = PHOTO[:100, :100]
-    result = _engine("cuda").run(small, "fcn_resnet50")
+    result = _engine("cuda", stand_in).run(small, "fcn_resnet50")
     assert forwards == [("cuda", 100 * 100), ("cpu", 100 * 100)] and result.device == "cpu"
 

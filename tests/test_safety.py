@@ -12,10 +12,11 @@ import pytest
 import torch
 
 import seggallery.backends as backends
-from seggallery.backends import load_segmenter
+from seggallery.backends import check_hub_file, load_segmenter
 from seggallery.catalog import catalog, get_spec
-from seggallery.engine import Engine, Failure, Prediction
-from seggallery.safety import ModelNotAllowed, allowed_spec, check_hub_file, local_checkpoint
+from seggallery.runtime.engine import Engine
+from seggallery.runtime.results import Failure, Prediction
+from seggallery.safety import ModelNotAllowed, allowed_spec, local_checkpoint
 
 PACKAGE = Path(__file__).resolve().parents[1] / "seggallery"
 SMALL_PHOTO = np.random.default_rng(0).integers(0, 255, (64, 80, 3), dtype=np.uint8)
@@ -35,8 +36,7 @@ class _Payload:
                                       "torchvision.models.segmentation.fcn_resnet50", 3, None])
 def test_engine_refuses_anything_but_catalog_ids(model_id, monkeypatch):
     loaded = []
-    monkeypatch.setattr(backends, "load_segmenter", lambda *args: loaded.append(args))
-    engine = Engine(device=torch.device("cpu"))
+    engine = Engine(device=torch.device("cpu"), loader=lambda *args: loaded.append(args))
     with pytest.raises(ModelNotAllowed, match="catalog"):
         engine.run(SMALL_PHOTO, model_id)
     with pytest.raises(ModelNotAllowed):
@@ -84,6 +84,7 @@ def test_torch_load_never_unpickles_code_even_when_asked_to(tmp_path):
 
 def test_a_hostile_cached_checkpoint_is_refused_and_the_other_models_run(tmp_path, monkeypatch):
     from fakes import torchvision as fake_torchvision
+
     from seggallery.backends.torchvision import checkpoint_path
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))

@@ -10,13 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from seggallery import speed, zerogpu
-from seggallery.bench import HostSyncCounter, count_host_syncs
+from seggallery import backends
+from seggallery.bench.measure import HostSyncCounter, count_host_syncs
 from seggallery.catalog import CatalogError, _spec_from_entry, get_spec, label_set
-from seggallery.composite import overlays, overlays_on
-from seggallery.engine import Engine, Failure, ModelCache, Prediction, Segmenter
-from seggallery.render import overlay
-from seggallery.speed import SpeedOptions, choose_precision
+from seggallery.pictures.overlays import overlay, overlays, overlays_on
+from seggallery.runtime import optimiser, speed, zerogpu
+from seggallery.runtime.engine import Engine
+from seggallery.runtime.model_cache import ModelCache
+from seggallery.runtime.results import Failure, Prediction
+from seggallery.runtime.segmenter import Segmenter
+from seggallery.runtime.speed import SpeedOptions, choose_precision
 
 CPU = torch.device("cpu")
 
@@ -146,35 +149,35 @@ def test_catalog_precision_limit_needs_a_known_value_and_a_reason():
 
 def test_optimize_converts_convolutions_and_inputs_to_channels_last():
     segmenter = ToySegmenter(toy_spec(), torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3, padding=1), confident_model()), CPU)
-    segmenter.optimize(SpeedOptions(precision="fp32"))
-    assert segmenter.channels_last and segmenter.optimised
+    optimiser.optimise(segmenter, SpeedOptions(precision="fp32"))
+    assert segmenter.tuning.channels_last and segmenter.tuning.optimised
     assert segmenter.module[0].weight.is_contiguous(memory_format=torch.channels_last)
-    inputs = segmenter.prepare_inputs(segmenter.preprocess(colour_blocks()))
+    inputs = optimiser.prepare_inputs(segmenter, segmenter.preprocess(colour_blocks()))
     assert inputs.is_contiguous(memory_format=torch.channels_last)
     assert segmenter.predict(colour_blocks()).precision == "fp32"
 
 
 def test_plain_options_change_nothing():
     segmenter = ToySegmenter(toy_spec(), confident_model(), CPU)
-    segmenter.optimize(SpeedOptions(optimize=False))
-    assert not segmenter.optimised and segmenter.pending_precision is None
+    optimiser.optimise(segmenter, SpeedOptions(optimize=False))
+    assert not segmenter.tuning.optimised and segmenter.tuning.pending_precision is None
     assert segmenter.module.weight.is_contiguous()
 
 
 def test_models_without_convolutions_keep_their_layout():
     segmenter = ToySegmenter(toy_spec(), torch.nn.Identity(), CPU)
-    segmenter.optimize(SpeedOptions(precision="fp32"))
-    assert not segmenter.channels_last
+    optimiser.optimise(segmenter, SpeedOptions(precision="fp32"))
+    assert not segmenter.tuning.channels_last
 
 
 def test_reduced_precision_is_kept_where_the_mask_agrees(tmp_path):
     store = speed.PrecisionChecks(tmp_path / "checks.json")
     segmenter = ToySegmenter(toy_spec(), confident_model(), CPU)
-    segmenter.optimize(SpeedOptions(precision="bf16"))
-    assert segmenter.pending_precision == "bf16" and segmenter.precision == "fp32"
-    segmenter.verify_precision(colour_blocks(), store=store)
-    assert segmenter.precision == "bf16"
-    assert segmenter.precision_check["agreement"] == 1.0 and segmenter.precision_check["source"] == "measured now"
+    optimiser.optimise(segmenter, SpeedOptions(precision="bf16"))
+    assert segmenter.tuning.pending_precision == "bf16" and segmenter.tuning.precision == "fp32"
+    optimiser.verify_precision(segmenter, colour_blocks(), store=store)
+    assert segmenter.tuning.precision == "bf16"
+    assert segmenter.tuning.precision_check["agreement"] == 1.0 and segmenter.tuning.precision_check["source"] == "measured now"
     prediction = segmenter.predict(colour_blocks())
     assert prediction.precision == "bf16" and "100.00% of pixels agree" in prediction.precision_note
     expected = np.argmax(colour_blocks().astype(np.float32), axis=2)
@@ -184,11 +187,11 @@ def test_reduced_precision_is_kept_where_the_mask_agrees(tmp_path):
 def test_reduced_precision_falls_back_to_fp32_below_the_threshold(tmp_path):
     store = speed.PrecisionChecks(tmp_path / "checks.json")
     segmenter = ToySegmenter(toy_spec(), near_tie_model(), CPU)
-    segmenter.optimize(SpeedOptions(precision="bf16"))
-    segmenter.verify_precision(colour_blocks(), store=store)
-    assert segmenter.precision == "fp32"
-    assert segmenter.precision_check["agreement"] < speed.AGREEMENT_THRESHOLD
-    assert "fell back to fp32" in segmenter.precision_note
+    optimiser.optimise(segmenter, SpeedOptions(precision="bf16"))
+    optimiser.verify_precision(segmenter, colour_blocks(), store=store)
+    assert segmenter.tuning.precision == "fp32"
+    assert segmenter.tuning.precision_check["agreement"] < speed.AGREEMENT_THRESHOLD
+    assert "fell back to fp32" in segmenter.tuning.precision_note
     prediction = segmenter.predict(colour_blocks())
     assert prediction.precision == "fp32"
     assert (prediction.mask == 1).all(), "fp32 resolves the 1e-4 margin"
@@ -197,31 +200,31 @@ def test_reduced_precision_falls_back_to_fp32_below_the_threshold(tmp_path):
 def test_a_stored_check_is_reused_for_the_same_weights_only(tmp_path):
     store = speed.PrecisionChecks(tmp_path / "checks.json")
     first = ToySegmenter(toy_spec(), near_tie_model(), CPU)
-    first.optimize(SpeedOptions(precision="bf16"))
-    first.verify_precision(colour_blocks(), store=store)
+    optimiser.optimise(first, SpeedOptions(precision="bf16"))
+    optimiser.verify_precision(first, colour_blocks(), store=store)
     same = ToySegmenter(toy_spec(), near_tie_model(), CPU)
-    same.optimize(SpeedOptions(precision="bf16"))
-    same.verify_precision(colour_blocks(), store=store)
+    optimiser.optimise(same, SpeedOptions(precision="bf16"))
+    optimiser.verify_precision(same, colour_blocks(), store=store)
     assert same.forward_calls == 0, "the stored verdict is used without running the model"
-    assert same.precision == "fp32" and same.precision_check["source"].startswith("stored in")
+    assert same.tuning.precision == "fp32" and same.tuning.precision_check["source"].startswith("stored in")
     other = ToySegmenter(toy_spec(), confident_model(), CPU)  # other weights: measured afresh
-    other.optimize(SpeedOptions(precision="bf16"))
-    other.verify_precision(colour_blocks(), store=store)
-    assert other.forward_calls == 2 and other.precision == "bf16"
+    optimiser.optimise(other, SpeedOptions(precision="bf16"))
+    optimiser.verify_precision(other, colour_blocks(), store=store)
+    assert other.forward_calls == 2 and other.tuning.precision == "bf16"
 
 
 def test_catalog_opt_out_keeps_fp32_and_says_why():
     spec = toy_spec(precision="fp32", precision_reason="fp16 overflows in the attention logits")
     segmenter = ToySegmenter(spec, confident_model(), CPU)
-    segmenter.optimize(SpeedOptions(precision="bf16"))
-    assert segmenter.pending_precision is None and segmenter.precision == "fp32"
+    optimiser.optimise(segmenter, SpeedOptions(precision="bf16"))
+    assert segmenter.tuning.pending_precision is None and segmenter.tuning.precision == "fp32"
     assert "fp16 overflows in the attention logits" in segmenter.predict(colour_blocks()).precision_note
 
 
 def test_unchecked_reduced_precision_says_so():
     segmenter = ToySegmenter(toy_spec(), confident_model(), CPU)
-    segmenter.optimize(SpeedOptions(precision="bf16", check_agreement=False))
-    assert segmenter.precision == "bf16" and "not checked" in segmenter.precision_note
+    optimiser.optimise(segmenter, SpeedOptions(precision="bf16", check_agreement=False))
+    assert segmenter.tuning.precision == "bf16" and "not checked" in segmenter.tuning.precision_note
 
 
 class FlattensChannelsFirst(torch.nn.Module):
@@ -239,10 +242,10 @@ class FlattensChannelsFirst(torch.nn.Module):
 @pytest.mark.parametrize("check", [True, False])
 def test_a_model_that_breaks_when_optimised_runs_plain_instead(tmp_path, check):
     segmenter = ToySegmenter(toy_spec(), FlattensChannelsFirst(), CPU)
-    segmenter.optimize(SpeedOptions(precision="bf16", check_agreement=check))
-    segmenter.verify_precision(colour_blocks(), store=speed.PrecisionChecks(tmp_path / "checks.json"))
+    optimiser.optimise(segmenter, SpeedOptions(precision="bf16", check_agreement=check))
+    optimiser.verify_precision(segmenter, colour_blocks(), store=speed.PrecisionChecks(tmp_path / "checks.json"))
     prediction = segmenter.predict(colour_blocks())
-    assert prediction.precision == "fp32" and not segmenter.channels_last
+    assert prediction.precision == "fp32" and not segmenter.tuning.channels_last
     assert "optimised run failed" in prediction.precision_note
     assert np.array_equal(prediction.mask, np.argmax(colour_blocks().astype(np.float32), axis=2))
 
@@ -285,8 +288,8 @@ def test_engine_optimises_and_reports_what_ran(fake_weights, photo):
     result = engine.run(photo, "lraspp_mobilenet_v3_large")
     assert isinstance(result, Prediction), getattr(result, "reason", "")
     segmenter, _ = engine.segmenter("lraspp_mobilenet_v3_large")
-    assert segmenter.channels_last
-    check = segmenter.precision_check
+    assert segmenter.tuning.channels_last
+    check = segmenter.tuning.precision_check
     assert check is not None and check["precision"] == "bf16"
     # whatever these random weights give, the label says what ran and why
     assert result.precision == ("bf16" if check["agreement"] >= speed.AGREEMENT_THRESHOLD else "fp32")
@@ -339,9 +342,9 @@ def test_preloaded_models_are_checked_on_first_use(only_lraspp_cached, photo):
     failures = engine.preload(["lraspp_mobilenet_v3_large", "fcn_resnet101"])
     assert [f.spec.id for f in failures] == ["fcn_resnet101"]  # no weights for it in this cache
     segmenter, load_ms = engine.segmenter("lraspp_mobilenet_v3_large", verify=False)  # look without checking
-    assert load_ms is None and segmenter.pending_precision == "bf16"
+    assert load_ms is None and segmenter.tuning.pending_precision == "bf16"
     first = engine.run(photo, "lraspp_mobilenet_v3_large")  # the first use runs the check, counted as loading
-    assert first.cold and "load" in first.timings_ms and segmenter.pending_precision is None
+    assert first.cold and "load" in first.timings_ms and segmenter.tuning.pending_precision is None
     assert not engine.run(photo, "lraspp_mobilenet_v3_large").cold
 
 
@@ -396,15 +399,15 @@ def test_zerogpu_runs_the_compare_in_one_gpu_call_without_callbacks(fake_spaces,
 
 def test_zerogpu_never_compiles(fake_spaces):
     segmenter = ToySegmenter(toy_spec(), confident_model(), CPU)
-    segmenter.optimize(SpeedOptions(precision="fp32", compile=True))
-    assert not segmenter.compiled
+    optimiser.optimise(segmenter, SpeedOptions(precision="fp32", compile=True))
+    assert not segmenter.tuning.compiled
 
 
 def test_zerogpu_preloads_cached_models(fake_spaces, only_lraspp_cached, monkeypatch):
     monkeypatch.setenv(zerogpu.PRELOAD_ENV, "lraspp_mobilenet_v3_large fcn_resnet101 not_a_model")
-    assert zerogpu.preload_ids() == ["lraspp_mobilenet_v3_large"]  # fcn_resnet101 has no weights here
+    assert zerogpu.preload_ids(backends.is_cached) == ["lraspp_mobilenet_v3_large"]  # fcn_resnet101 has no weights here
     engine = Engine(device=CPU, options=SpeedOptions(optimize=False))
-    zerogpu.preload(engine)
+    zerogpu.preload(engine, backends.is_cached)
     assert [m for m, _, _ in engine.cache.resident()] == ["lraspp_mobilenet_v3_large"]
 
 
@@ -415,16 +418,23 @@ def _prediction(model_id: str, mask: np.ndarray) -> Prediction:
     return Prediction(get_spec(model_id), mask, {"total": 1.0}, "cpu", "fp32", cold=False)
 
 
+def _numpy_overlay(photo, mask, labels, opacity):
+    """The blend written independently in numpy: photo * (1 - a) + colour * a, rounded half up."""
+    colours = np.array(labels.colors, dtype=np.float32)[mask]
+    return (photo.astype(np.float32) * (1.0 - opacity) + colours * opacity + 0.5).astype(np.uint8)
+
+
 def test_torch_compositing_equals_numpy_overlay(photo):
     rng = np.random.default_rng(0)
     height, width = photo.shape[:2]
     voc = rng.integers(0, 21, size=(height, width)).astype(np.int32)
     ade = rng.integers(0, 150, size=(height, width)).astype(np.int32)
-    predictions = [_prediction("fcn_resnet50", voc), _prediction("segformer_b0_ade", ade)]
+    masks = [(voc, label_set("voc21")), (ade, label_set("ade20k150"))]
     for opacity in (0.0, 0.37, 0.5, 1.0):
-        pictures = overlays_on(CPU, photo, predictions, opacity)
-        for picture, prediction in zip(pictures, predictions):
-            assert np.array_equal(picture, overlay(photo, prediction.mask, prediction.labels, opacity))
+        pictures = overlays_on(CPU, photo, masks, opacity)
+        for picture, (mask, labels) in zip(pictures, masks):
+            assert np.array_equal(picture, _numpy_overlay(photo, mask, labels, opacity))
+            assert np.array_equal(picture, overlay(photo, mask, labels, opacity))
 
 
 def test_overlays_keep_the_order_and_skip_failures(photo):

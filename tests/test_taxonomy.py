@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 
 from seggallery.catalog import label_set, label_set_ids
-from seggallery.taxonomy import (IGNORE, coarse_labels, coarse_lut, mapped_label_sets, mapping_problems, shared_space,
-                                 to_coarse)
+from seggallery.evidence.taxonomy import (
+    IGNORE,
+    coarse_labels,
+    coarse_lut,
+    mapped_label_sets,
+    mapping_problems,
+    shared_space,
+    to_coarse,
+)
 
 
 def test_every_label_set_is_mapped():

@@ -8,10 +8,9 @@ import platform
 import gradio as gr
 import pytest
 from gradio.data_classes import ImageData
-
+from image_cases import encode
 from PIL import Image
 
-from image_cases import encode
 from seggallery.images import MAX_UPLOAD_BYTES
 from seggallery.ui import launch_options, limit_malloc_arenas
 from seggallery.ui.inputs import PhotoInput
@@ -49,7 +48,7 @@ def test_malloc_arenas_are_capped_unless_the_operator_chose(monkeypatch):
 
 
 def test_an_expired_session_keeps_what_is_shown_when_the_slider_moves():
-    from seggallery.engine import Engine
+    from seggallery.runtime.engine import Engine
     from seggallery.ui import build_app
 
     app = build_app(Engine())
@@ -64,7 +63,7 @@ def test_an_expired_session_keeps_what_is_shown_when_the_slider_moves():
 
 def test_the_preset_picker_follows_hand_edits_of_the_models():
     from seggallery.catalog import presets
-    from seggallery.engine import Engine
+    from seggallery.runtime.engine import Engine
     from seggallery.ui import build_app
     from seggallery.ui.compare import preset_models, preset_of
 

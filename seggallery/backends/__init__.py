@@ -1,66 +1,83 @@
-"""How to build a runnable model from a ModelSpec: one module per library, one door for all of them.
+"""How to build a runnable model from a ModelSpec: one module per library (base.Backend), one door for all.
 
-Every backend module provides
-    build(spec, device) -> Segmenter   load weights (downloading them on first use) and wrap the model
-    is_cached(spec) -> bool            are all weight files in the local cache already?
-    fetch(spec) -> None                download the weight files into the standard cache, load nothing
-Adding a library means adding one module here and naming it in catalog.BACKENDS.
+Every backend module answers the protocol in base.py: `files(spec)`, `build(spec, device)` and
+`describe_source(spec)`. Everything else about weights is derived here from `files()`, the same way for
+every backend: whether a model is cached, fetching it, the allowlist of Hub repos, the Space card's model
+list. Backend modules are imported when first needed (so that listing the catalog does not import
+transformers), from BACKEND_MODULES; adding a library means adding its module there (backends/README.md).
 """
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from functools import cache
 
 import torch
 
-from ..catalog import ModelSpec
-from ..engine import Segmenter
-from ..safety import check_catalog_spec
+from ..catalog import BACKENDS, ModelSpec, catalog
+from ..runtime.segmenter import Segmenter
+from ..safety import ModelNotAllowed, check_catalog_spec, check_hub_name
+from . import weights
+from .base import Backend, HubFile, WeightFile, hub_files
+
+BACKEND_MODULES = {name: f"{__name__}.{name}" for name in BACKENDS}
 
 
-class WeightsUnavailable(RuntimeError):
-    """The weights are not in the local cache and could not be downloaded."""
+def backend(spec: ModelSpec) -> Backend:
+    module = importlib.import_module(BACKEND_MODULES[spec.backend])
+    if not isinstance(module, Backend):
+        raise TypeError(f"{module.__name__} does not provide files, build and describe_source")
+    return module
 
 
-def backend(spec: ModelSpec) -> ModuleType:
-    return importlib.import_module(f"{__name__}.{spec.backend}")
+def files(spec: ModelSpec) -> list[WeightFile]:
+    return backend(spec).files(spec)
 
 
 def load_segmenter(spec: ModelSpec, device: torch.device) -> Segmenter:
+    """The plain Segmenter of a catalog entry (its files fetched on first use)."""
     check_catalog_spec(spec)
+    _check_origins(files(spec))
     return backend(spec).build(spec, device)
 
 
 def is_cached(spec: ModelSpec) -> bool:
     try:
-        return backend(spec).is_cached(spec)
+        return weights.is_cached(files(spec))
     except ImportError:
         return False
 
 
 def fetch(spec: ModelSpec) -> None:
+    """Download a catalog entry's files into the standard caches; load nothing."""
     check_catalog_spec(spec)
-    backend(spec).fetch(spec)
+    entry_files = files(spec)
+    _check_origins(entry_files)
+    weights.fetch(entry_files)
 
 
-def fetch_command(spec: ModelSpec) -> str:
-    return f"python -m seggallery fetch {spec.id}"
+def describe_source(spec: ModelSpec) -> str:
+    return backend(spec).describe_source(spec)
 
 
-def describe_failure(spec: ModelSpec, error: BaseException) -> tuple[str, str]:
-    """A reason a user can act on, and the command that fixes it (empty when there is none)."""
-    if isinstance(error, WeightsUnavailable):
-        return (
-            f"The weights of {spec.name} are not in the local cache and could not be downloaded: {error}",
-            f"{fetch_command(spec)}   (run it where the network can reach the weights' host)",
-        )
-    if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
-        return (
-            f"{spec.name} ran out of memory on this device, also at a lower resolution.",
-            "Use a smaller image, fewer models at once, or SEGGALLERY_DEVICE=cpu.",
-        )
-    if isinstance(error, ImportError):
-        return (f"{spec.name} needs a package that is not installed: {error}", "pip install -r requirements.txt")
-    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return (f"{spec.name} failed: {type(error).__name__}: {message}"[:500], "")
+@cache
+def catalog_hub_files() -> frozenset[HubFile]:
+    """Every Hub file any catalog entry names (mirrors and second repos included): the allowlist."""
+    return frozenset(origin for spec in catalog().values() for origin in hub_files(files(spec)))
+
+
+def hub_repos(repo_type: str = "model") -> list[str]:
+    """The Hub repos the catalog loads from (the Space card's `models:` list)."""
+    return sorted({origin.repo for origin in catalog_hub_files() if origin.repo_type == repo_type})
+
+
+def check_hub_file(repo: str, filename: str, repo_type: str = "model") -> None:
+    """A Hub file may be fetched from a repo a catalog entry names, by a plain file name."""
+    check_hub_name(repo, filename)
+    if (repo, repo_type) not in {(origin.repo, origin.repo_type) for origin in catalog_hub_files()}:
+        raise ModelNotAllowed(f"{repo} is not named by any catalog entry; only catalog weights are fetched")
+
+
+def _check_origins(entry_files: list[WeightFile]) -> None:
+    for origin in hub_files(entry_files):
+        check_hub_file(origin.repo, origin.filename, origin.repo_type)

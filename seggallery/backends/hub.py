@@ -1,34 +1,20 @@
 """Hugging Face Hub files at a pinned revision, in the standard cache ($HF_HOME), named exactly.
 
 A catalog entry's source says `repo`, `revision` (a full commit SHA) and `files`; the backends fetch
-those files and nothing else, so what runs is exactly what the catalog names. Every file handed out is
-checked against its content hash first (seggallery.integrity); a damaged one is fetched again once.
+those files and nothing else (through weights.py), so what runs is exactly what the catalog names. Every
+file handed out is checked against its content hash first (integrity.py); a damaged one is fetched again once.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
 
 from huggingface_hub import hf_hub_download, try_to_load_from_cache
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-from .. import integrity
-from ..safety import check_hub_file
-from . import WeightsUnavailable
-
-
-class PinnedFile(NamedTuple):
-    """One file of a Hub repo at a pinned revision."""
-
-    repo: str
-    revision: str
-    name: str
-    repo_type: str = "model"
-
-
-def pinned(repo: str, revision: str, files: list[str], repo_type: str = "model") -> list[PinnedFile]:
-    return [PinnedFile(repo, revision, name, repo_type) for name in files]
+from ..runtime.results import WeightsUnavailable
+from ..safety import check_hub_name
+from . import integrity
 
 
 def cached_file(repo: str, revision: str, filename: str, repo_type: str = "model") -> Path | None:
@@ -36,21 +22,9 @@ def cached_file(repo: str, revision: str, filename: str, repo_type: str = "model
     return Path(found) if isinstance(found, str) else None
 
 
-def all_cached(files: list[PinnedFile]) -> bool:
-    return all(cached_file(f.repo, f.revision, f.name, f.repo_type) for f in files)
-
-
-def download(repo: str, revision: str, files: list[str], repo_type: str = "model") -> Path:
-    """Each file (from the cache when it is there and intact) -> the snapshot folder that holds them all."""
-    paths = [_intact_file(repo, revision, name, repo_type) for name in files]
-    folders = {path.parent for path in paths}
-    assert len(folders) == 1, f"files of {repo} landed in several folders: {folders}"
-    return folders.pop()
-
-
-def _intact_file(repo: str, revision: str, name: str, repo_type: str) -> Path:
+def fetch_file(repo: str, revision: str, name: str, repo_type: str = "model") -> Path:
     """A cached file whose content still matches its hash; a damaged one is removed and fetched once more."""
-    check_hub_file(repo, name, repo_type)
+    check_hub_name(repo, name)
     path = _hf_download(repo, revision, name, repo_type)
     if integrity.hub_file_intact(path):
         return path

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import integrity
 from ..archs.encoder_decoder import EncoderDecoder, build_encoder_decoder, from_mmseg_state_dict
 from ..catalog import ModelSpec
-from ..engine import Segmenter, upsample_argmax
-from . import WeightsUnavailable, hub, torchhub
+from ..runtime.segmenter import Segmenter, upsample_argmax
+from . import torchhub, weights
+from .base import HubFile, UrlFile, WeightFile
 
 
 def checkpoint_name(spec: ModelSpec) -> str:
@@ -41,62 +41,20 @@ def hash_prefix(spec: ModelSpec) -> str:
     return prefix
 
 
-def _mirror(spec: ModelSpec) -> dict | None:
-    return spec.source.get("mirror")
+def files(spec: ModelSpec) -> list[WeightFile]:
+    """The checkpoint: from its Hub mirror when the entry names one (tried first, checked against the published
+    sha256 prefix), else from the published URL."""
+    official = UrlFile(spec.source["url"], hash_prefix(spec), checkpoint_name(spec))
+    mirror = spec.source.get("mirror")
+    if mirror is None:
+        return [WeightFile((official,))]
+    copy = HubFile(mirror["repo"], mirror["revision"], mirror["filename"], sha256=hash_prefix(spec), label="mirror")
+    return [WeightFile((copy, official))]
 
 
-def local_checkpoint(spec: ModelSpec) -> Path | None:
-    """The file in the torch hub cache, else the mirror's copy in the Hub cache, else None."""
-    path = checkpoint_path(spec)
-    if path.is_file():
-        return path
-    mirror = _mirror(spec)
-    if mirror is not None:
-        return hub.cached_file(mirror["repo"], mirror["revision"], mirror["filename"])
-    return None
-
-
-def is_cached(spec: ModelSpec) -> bool:
-    return local_checkpoint(spec) is not None
-
-
-def fetch(spec: ModelSpec) -> Path:
-    """The checkpoint's local path, downloading it (mirror first, if any, then the official URL)."""
-    found = local_checkpoint(spec)
-    if found is not None:
-        return found
-    errors = []
-    if _mirror(spec) is not None:
-        try:
-            return _download_mirror(spec)
-        except WeightsUnavailable as error:
-            errors.append(f"mirror: {error}")
-    try:
-        return _download_official(spec)
-    except WeightsUnavailable as error:
-        errors.append(str(error))
-    raise WeightsUnavailable("; ".join(errors))
-
-
-def _download_official(spec: ModelSpec) -> Path:
-    return torchhub.download(spec.source["url"], checkpoint_path(spec), hash_prefix(spec))
-
-
-def _download_mirror(spec: ModelSpec) -> Path:
-    mirror = _mirror(spec)
-    folder = hub.download(mirror["repo"], mirror["revision"], [mirror["filename"]])
-    path = folder / Path(mirror["filename"]).name
-    # A mirror must hold the very file that was published: check it once, as torch.hub does for the URL.
-    digest = integrity.sha256_of(path)
-    if not digest.startswith(hash_prefix(spec)):
-        blob = path.resolve()
-        path.unlink()
-        blob.unlink(missing_ok=True)
-        raise WeightsUnavailable(
-            f"{mirror['repo']}/{mirror['filename']} is not {checkpoint_name(spec)}: "
-            f"its sha256 starts {digest[:8]}, the published file's {hash_prefix(spec)}"
-        )
-    return path
+def describe_source(spec: ModelSpec) -> str:
+    url = spec.source["url"]
+    return f"[{checkpoint_name(spec)}]({url})"
 
 
 # Plain-data numpy types that some older training scripts left in a checkpoint's `meta` (a seed, a
@@ -171,12 +129,17 @@ class MmsegSegmenter(Segmenter):
     def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         return self.module(inputs), tuple(inputs.shape[-2:])
 
+    def class_scores(self, outputs: tuple[torch.Tensor, tuple[int, int]]) -> torch.Tensor:
+        return outputs[0]
+
     def postprocess(self, outputs: tuple[torch.Tensor, tuple[int, int]], size: tuple[int, int]) -> torch.Tensor:
         scores, input_size = outputs
         return upsample_argmax(scores, size, via=input_size, align_corners=self.align_corners)
 
 
 def build(spec: ModelSpec, device: torch.device) -> Segmenter:
-    path = fetch(spec)
-    module = torchhub.load_repairing(path, lambda: load_module(spec, fetch(spec)), lambda: fetch(spec), hash_prefix(spec))
+    (checkpoint,) = files(spec)
+    path = weights.fetch_file(checkpoint)
+    module = torchhub.load_repairing(path, lambda: load_module(spec, weights.fetch_file(checkpoint)),
+                                     lambda: weights.fetch_file(checkpoint), hash_prefix(spec))
     return MmsegSegmenter(spec, module, device)

@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from ..catalog import ModelSpec
-from ..engine import Segmenter
-from . import torchhub
+from ..runtime.segmenter import Segmenter
+from . import torchhub, weights
+from .base import UrlFile, WeightFile
 
 
 def _enet(num_classes: int) -> torch.nn.Module:
@@ -30,17 +31,18 @@ def _enet(num_classes: int) -> torch.nn.Module:
 ARCHITECTURES: dict[str, Callable[[int], torch.nn.Module]] = {"enet": _enet}
 
 
+def files(spec: ModelSpec) -> list[WeightFile]:
+    source = spec.source
+    return [WeightFile((UrlFile(source["url"], source["sha256"], source["file"]),))]
+
+
 def checkpoint_path(spec: ModelSpec) -> Path:
     return torchhub.cache_path(spec.source["file"])
 
 
-def is_cached(spec: ModelSpec) -> bool:
-    return checkpoint_path(spec).is_file()
-
-
-def fetch(spec: ModelSpec) -> None:
-    """Download the file unless it is cached (torchhub checks the whole sha256 before it enters the cache)."""
-    torchhub.download(spec.source["url"], checkpoint_path(spec), spec.source["sha256"])
+def describe_source(spec: ModelSpec) -> str:
+    url = spec.source["url"]
+    return f"[{url.rsplit('/', 1)[-1]}]({url})"
 
 
 def load_state_dict(spec: ModelSpec) -> dict[str, torch.Tensor]:
@@ -67,12 +69,13 @@ class NativeSegmenter(Segmenter):
 def build(spec: ModelSpec, device: torch.device) -> Segmenter:
     if spec.family not in ARCHITECTURES:
         raise ValueError(f"{spec.id}: no native architecture for family {spec.family!r} (have {', '.join(ARCHITECTURES)})")
-    fetch(spec)
+    checkpoint = files(spec)
+    (path,) = weights.fetch(checkpoint)
 
     def load() -> torch.nn.Module:
         model = ARCHITECTURES[spec.family](len(spec.label_set))
         model.load_state_dict(load_state_dict(spec), strict=True)
         return model
 
-    model = torchhub.load_repairing(checkpoint_path(spec), load, lambda: fetch(spec), spec.source["sha256"])
+    model = torchhub.load_repairing(path, load, lambda: weights.fetch(checkpoint), spec.source["sha256"])
     return NativeSegmenter(spec, model, device)

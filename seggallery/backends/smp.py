@@ -12,27 +12,25 @@ import segmentation_models_pytorch as smp
 import torch
 
 from ..catalog import ModelSpec
-from ..engine import Segmenter
-from . import hub
+from ..runtime.segmenter import Segmenter
+from . import weights
+from .base import HubFile, WeightFile, hub_files, hub_source_text
 
 DEFAULT_FILES = ["config.json", "model.safetensors", "albumentations_config_eval.json"]
 
 
-def files(spec: ModelSpec) -> list[str]:
+def file_names(spec: ModelSpec) -> list[str]:
     """The repo files this checkpoint needs: the catalog's list, else the smp-hub layout."""
     return list(spec.source.get("files", DEFAULT_FILES))
 
 
-def pinned_files(spec: ModelSpec) -> list[hub.PinnedFile]:
-    return hub.pinned(spec.source["repo"], spec.source["revision"], files(spec))
+def files(spec: ModelSpec) -> list[WeightFile]:
+    source = spec.source
+    return [WeightFile((HubFile(source["repo"], source["revision"], name),)) for name in file_names(spec)]
 
 
-def is_cached(spec: ModelSpec) -> bool:
-    return hub.all_cached(pinned_files(spec))
-
-
-def fetch(spec: ModelSpec) -> None:
-    hub.download(spec.source["repo"], spec.source["revision"], files(spec))
+def describe_source(spec: ModelSpec) -> str:
+    return hub_source_text(hub_files(files(spec))[0])
 
 
 def split_normalize(transform: albumentations.Compose) -> tuple[albumentations.Compose, np.ndarray | None]:
@@ -71,7 +69,8 @@ class SmpSegmenter(Segmenter):
 
 
 def build(spec: ModelSpec, device: torch.device) -> Segmenter:
-    folder = hub.download(spec.source["repo"], spec.source["revision"], files(spec))
+    names = file_names(spec)
+    folder = weights.snapshot_folder(weights.fetch(files(spec))[0], names[0])
     model = smp.from_pretrained(str(folder))  # reads config.json + model.safetensors, strict
     transform = albumentations.Compose.from_pretrained(str(folder), key="eval")
     return SmpSegmenter(spec, model, device, transform)

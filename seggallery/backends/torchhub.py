@@ -18,8 +18,9 @@ from urllib.parse import urlparse
 
 import torch
 
-from .. import integrity, safety
-from . import WeightsUnavailable
+from .. import safety
+from ..runtime.results import WeightsUnavailable
+from . import integrity
 
 T = TypeVar("T")
 LOAD_ERRORS = (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError)

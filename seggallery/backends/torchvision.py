@@ -10,8 +10,9 @@ from torchvision.models import segmentation as tv_segmentation
 from torchvision.transforms import functional as TF
 
 from ..catalog import ModelSpec
-from ..engine import Segmenter
-from . import torchhub
+from ..runtime.segmenter import Segmenter
+from . import torchhub, weights
+from .base import UrlFile, WeightFile
 
 
 def weights_enum(spec: ModelSpec):
@@ -20,19 +21,20 @@ def weights_enum(spec: ModelSpec):
     return getattr(getattr(tv_segmentation, enum_name), member)
 
 
+def files(spec: ModelSpec) -> list[WeightFile]:
+    # torchvision's file names end in the first hex digits of the file's sha256: that is what is checked.
+    url = weights_enum(spec).url
+    name = torchhub.file_name(url)
+    return [WeightFile((UrlFile(url, torchhub.name_hash_prefix(name), name),))]
+
+
 def checkpoint_path(spec: ModelSpec) -> Path:
     """Where torch.hub keeps this checkpoint: $TORCH_HOME/hub/checkpoints/<file name of the URL>."""
-    return torchhub.cache_path(torchhub.file_name(weights_enum(spec).url))
+    return torchhub.cache_path(files(spec)[0].name)
 
 
-def is_cached(spec: ModelSpec) -> bool:
-    return checkpoint_path(spec).is_file()
-
-
-def fetch(spec: ModelSpec) -> None:
-    # torchvision's file names end in the first hex digits of the file's sha256: that is what is checked.
-    path = checkpoint_path(spec)
-    torchhub.download(weights_enum(spec).url, path, torchhub.name_hash_prefix(path.name))
+def describe_source(spec: ModelSpec) -> str:
+    return f"torchvision `{spec.source['weights']}`"
 
 
 class TorchvisionSegmenter(Segmenter):
@@ -58,11 +60,11 @@ class TorchvisionSegmenter(Segmenter):
 
 
 def build(spec: ModelSpec, device: torch.device) -> Segmenter:
-    fetch(spec)
-    path = checkpoint_path(spec)
+    checkpoint = files(spec)
+    (path,) = weights.fetch(checkpoint)
     builder = getattr(tv_segmentation, spec.source["builder"])
     # torchvision's own weights API loads the cached file strictly (weights only: see seggallery.safety)
-    model = torchhub.load_repairing(path, lambda: builder(weights=weights_enum(spec)), lambda: fetch(spec),
+    model = torchhub.load_repairing(path, lambda: builder(weights=weights_enum(spec)), lambda: weights.fetch(checkpoint),
                                     torchhub.name_hash_prefix(path.name))
     model.aux_classifier = None  # the auxiliary head only helps training: skip it at inference
     return TorchvisionSegmenter(spec, model, device)

@@ -13,8 +13,9 @@ import torch
 import transformers
 
 from ..catalog import ModelSpec
-from ..engine import Segmenter
-from . import hub
+from ..runtime.segmenter import Segmenter
+from . import weights
+from .base import HubFile, WeightFile, hub_files, hub_source_text
 
 _ALLOWED_SUFFIXES = ("ForSemanticSegmentation", "ForUniversalSegmentation")
 
@@ -31,29 +32,40 @@ def _extra(spec: ModelSpec) -> dict | None:
     return spec.source.get("extra")
 
 
-def pinned_files(spec: ModelSpec) -> list[hub.PinnedFile]:
+def files(spec: ModelSpec) -> list[WeightFile]:
     source, extra = spec.source, _extra(spec)
-    found = hub.pinned(source["repo"], source["revision"], source["files"])
+    found = [WeightFile((HubFile(source["repo"], source["revision"], name),)) for name in source["files"]]
     if extra is not None:
-        found += hub.pinned(extra["repo"], extra["revision"], extra["files"], extra["repo_type"])
+        found += [WeightFile((HubFile(extra["repo"], extra["revision"], name, extra["repo_type"]),)) for name in extra["files"]]
     return found
 
 
-def is_cached(spec: ModelSpec) -> bool:
-    return hub.all_cached(pinned_files(spec))
+def describe_source(spec: ModelSpec) -> str:
+    return hub_source_text(hub_files(files(spec))[0])
 
 
-def fetch(spec: ModelSpec) -> None:
-    _download(spec)
-
-
-def _download(spec: ModelSpec):
+def _download(spec: ModelSpec) -> tuple[Path, Path | None]:
+    """The model's snapshot folder, and the extra repo's (or None)."""
     source, extra = spec.source, _extra(spec)
-    folder = hub.download(source["repo"], source["revision"], source["files"])
+    paths = weights.fetch(files(spec))
+    folder = weights.snapshot_folder(paths[0], source["files"][0])
     extra_folder = None
     if extra is not None:
-        extra_folder = hub.download(extra["repo"], extra["revision"], extra["files"], extra["repo_type"])
+        extra_folder = weights.snapshot_folder(paths[len(source["files"])], extra["files"][0])
     return folder, extra_folder
+
+
+def mask_classification_scores(outputs) -> torch.Tensor | None:
+    """MaskFormer-style outputs (`class_queries_logits` + `masks_queries_logits`) as N x C x h x w log-probabilities,
+    computed the way their semantic post-processing combines them (class probabilities without the "no object"
+    class, times each query's mask probability, summed over queries), normalised over classes; None otherwise."""
+    classes = getattr(outputs, "class_queries_logits", None)
+    masks = getattr(outputs, "masks_queries_logits", None)
+    if not isinstance(classes, torch.Tensor) or not isinstance(masks, torch.Tensor) or masks.dim() != 4:
+        return None
+    class_probs = classes.float().softmax(-1)[..., :-1]  # N x Q x C
+    scores = torch.einsum("nqc,nqhw->nchw", class_probs, masks.float().sigmoid())
+    return (scores / scores.sum(1, keepdim=True).clamp_min(1e-12)).clamp_min(1e-12).log()
 
 
 def runs_on_torch(processor) -> bool:
@@ -79,6 +91,12 @@ class TransformersSegmenter(Segmenter):
 
     def forward(self, inputs: dict[str, torch.Tensor]):
         return self.module(**inputs)
+
+    def class_scores(self, outputs) -> torch.Tensor | None:
+        logits = getattr(outputs, "logits", None)
+        if isinstance(logits, torch.Tensor) and logits.dim() == 4:
+            return logits
+        return mask_classification_scores(outputs)
 
     def postprocess(self, outputs, size: tuple[int, int]) -> torch.Tensor:
         return self.processor.post_process_semantic_segmentation(outputs, target_sizes=[tuple(size)])[0]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -47,8 +47,8 @@ class ModelSpec:
     license: str
     paper: str
     metrics: tuple[dict, ...] = ()
-    notes: str = ""
-    tags: tuple[str, ...] = field(default=())
+    notes: str = ""  # what sets this checkpoint apart, shown under it in the Explanations tab
+    task: str = "semantic"  # semantic (a class per pixel), instance (objects), panoptic (objects + stuff)
     precision: str = "auto"  # lowest precision allowed: auto (any), bf16 (no fp16), fp32 (no autocast)
     precision_reason: str = ""  # why an entry limits its precision
 
@@ -62,6 +62,7 @@ class CatalogError(ValueError):
 
 
 PRECISION_LIMITS = ("auto", "bf16", "fp32")
+TASKS = ("semantic", "instance", "panoptic")
 _REQUIRED = ("id", "name", "family", "backend", "labels", "source", "preprocess", "license", "paper")
 
 
@@ -76,6 +77,9 @@ def _spec_from_entry(entry: dict) -> ModelSpec:
         raise CatalogError(f"{entry['id']}: precision must be one of {', '.join(PRECISION_LIMITS)}, not {precision!r}")
     if precision != "auto" and not entry.get("precision_reason"):
         raise CatalogError(f"{entry['id']}: an entry that limits its precision says why in precision_reason")
+    task = entry.get("task", "semantic")
+    if task not in TASKS:
+        raise CatalogError(f"{entry['id']}: task must be one of {', '.join(TASKS)}, not {task!r}")
     for metric in entry.get("metrics", ()):
         if not {"dataset", "source"} <= metric.keys():
             raise CatalogError(f"{entry['id']}: every published metric needs a dataset and a source")
@@ -91,7 +95,7 @@ def _spec_from_entry(entry: dict) -> ModelSpec:
         paper=entry["paper"],
         metrics=tuple(entry.get("metrics", ())),
         notes=entry.get("notes", ""),
-        tags=tuple(entry.get("tags", ())),
+        task=task,
         precision=precision,
         precision_reason=entry.get("precision_reason", ""),
     )

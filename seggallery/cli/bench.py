@@ -11,7 +11,7 @@ from . import model_ids
 
 
 def sizes(text: str) -> list:
-    from ..bench import parse_size
+    from ..bench.config import parse_size
 
     try:
         return [parse_size(part) for part in text.split(",") if part.strip()]
@@ -20,7 +20,7 @@ def sizes(text: str) -> list:
 
 
 def compare_size(text: str):
-    from ..bench import parse_size
+    from ..bench.config import parse_size
 
     try:
         return parse_size(text)
@@ -63,9 +63,11 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..bench import BenchConfig, format_table, run_benchmark
-    from ..engine import pick_device
-    from ..speed import SpeedOptions
+    from ..bench.config import BenchConfig
+    from ..bench.run import run_benchmark
+    from ..bench.table import format_table
+    from ..runtime.devices import pick_device
+    from ..runtime.speed import SpeedOptions
 
     try:
         device = pick_device(args.device)

@@ -21,10 +21,12 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from ..catalog import CatalogError, get_spec, label_set
-    from ..engine import Engine, Failure, pick_device
-    from ..groundtruth import load_mask
+    from ..evidence.groundtruth import load_mask
     from ..images import ImageError, load_image
     from ..report import write_outputs
+    from ..runtime.devices import pick_device
+    from ..runtime.engine import Engine
+    from ..runtime.results import Failure
 
     if args.mask is not None and len(args.images) != 1:
         print("--mask goes with a single image (use `python -m seggallery eval` for folders)", file=sys.stderr)

@@ -22,8 +22,9 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from ..catalog import CatalogError, label_set
-    from ..engine import Engine, pick_device
-    from ..evaluation import EvaluationError, default_labels, evaluate, pair_folders
+    from ..evidence.evaluation import EvaluationError, default_labels, evaluate, pair_folders
+    from ..runtime.devices import pick_device
+    from ..runtime.engine import Engine
 
     try:
         labels_id = args.labels or default_labels(args.models)

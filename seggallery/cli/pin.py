@@ -15,17 +15,19 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from huggingface_hub import HfApi
 
+    from ..backends import files
+    from ..backends.base import hub_files
     from ..catalog import CATALOG_DIR, catalog
 
-    unpinned = [s for s in catalog().values() if "revision" in s.source and not _SHA.match(s.source["revision"])]
+    unpinned = [(spec, origin) for spec in catalog().values() for origin in dict.fromkeys(
+        (o.repo, o.revision, o.repo_type) for o in hub_files(files(spec))) if not _SHA.match(origin[1])]
     if not unpinned:
         print("every Hub entry is pinned to a commit SHA")
         return 0
     api, failed = HfApi(), 0
-    for spec in unpinned:
-        repo, branch = spec.source["repo"], spec.source["revision"]
+    for spec, (repo, branch, repo_type) in unpinned:
         try:
-            sha = api.model_info(repo, revision=branch).sha
+            sha = api.repo_info(repo, revision=branch, repo_type=repo_type).sha
         except Exception as error:  # noqa: BLE001
             print(f"{spec.id}: cannot reach {repo}: {error}", file=sys.stderr)
             failed += 1

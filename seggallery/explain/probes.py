@@ -26,7 +26,9 @@ import numpy as np
 import torch
 
 from ..catalog import ModelSpec, catalog, get_spec
-from ..engine import Engine, Failure, Segmenter
+from ..runtime.engine import Engine
+from ..runtime.results import Failure
+from ..runtime.segmenter import Segmenter
 
 PROBES_FILE = Path(__file__).parent / "probes.toml"
 SHOW_KINDS = ("scores", "features", "vector", "query_masks")
@@ -213,9 +215,9 @@ def capture(segmenter: Segmenter, inputs: Any, probe: Probe) -> tuple[Inside, An
         elif tap.path not in missing:
             missing.append(tap.path)  # the module exists but did not run for this input
     height, width = _input_size(inputs)
-    result = first_tensor(outputs)
-    if result is not None and result.dim() == 4:  # scores as the model returns them, before any resize to the photo
-        shapes.append(("model output", tuple(result.shape[1:])))
+    scores = segmenter.class_scores(outputs)  # as the model returns them, before any resize to the photo
+    if scores is not None:
+        shapes.append(("model output", tuple(scores.shape[1:])))
     ladder = [Rung(["model input"], height, width, 3), *_rungs(shapes)]
     return Inside(segmenter.spec, probe, (height, width), captured, ladder, missing), outputs
 
@@ -255,7 +257,7 @@ def _rungs(shapes: list[tuple[str, tuple[int, ...]]]) -> list[Rung]:
 
 def look_inside(engine: Engine, model_id: str, image: np.ndarray) -> Inside | Failure:
     """Preprocess the photo as the checkpoint expects, run the model once with hooks, keep the final map too."""
-    from ..backends import describe_failure
+    from ..runtime.results import describe_failure
 
     spec = get_spec(model_id)
     probe = probe_for(spec)

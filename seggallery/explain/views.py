@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from ..render import colorize, overlay  # noqa: E402
+from ..pictures.overlays import colorize, overlay
 from .probes import Captured, Inside, Rung  # noqa: E402
 
 DISPLAY_SIDE = 360  # longest side of each picture, in pixels

@@ -7,9 +7,9 @@ import os
 
 import gradio as gr
 
-from ..engine import Engine
 from ..images import MAX_UPLOAD_BYTES
-from ..render import LEGEND_CSS
+from ..pictures.legends import LEGEND_CSS
+from ..runtime.engine import Engine
 from .about import build_about_tab
 from .compare import build_compare_tab
 from .evaluate import build_evaluate_tab

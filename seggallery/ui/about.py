@@ -5,7 +5,8 @@ from __future__ import annotations
 import gradio as gr
 
 from ..docs import model_table_markdown
-from ..engine import Engine, device_name
+from ..runtime.devices import device_name
+from ..runtime.engine import Engine
 
 
 def build_about_tab(engine: Engine) -> None:

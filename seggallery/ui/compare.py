@@ -4,28 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
-from ..agreement import Agreement, agreement
-from ..analysis import area_table, class_areas
-from ..catalog import catalog, presets
-from ..composite import overlays
-from ..engine import Engine, Failure, Prediction, Result
+from ..catalog import presets
+from ..evidence.agreement import Agreement, agreement
+from ..evidence.areas import area_table, class_areas
 from ..images import ImageError, LoadedImage, load_image
-from ..render import legend_html
+from ..pictures.legends import legend_html
+from ..pictures.overlays import overlays
 from ..report import build_report
+from ..runtime.engine import Engine
+from ..runtime.results import Failure, Prediction, Result
 from ..safety import ModelNotAllowed, allowed_spec
+from .common import MAX_MODELS, example_images, failure_caption, model_choices
 from .evidence import build_evidence_sections
 from .inputs import PhotoInput, upload_name
 from .pictures import for_browser
 from .resident import build_resident_panel
 
-MAX_MODELS = 6
 SESSION_TTL_S = 30 * 60  # a session's last comparison (photo + masks, for the opacity slider) is freed after this
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "examples"
 TIMING_COLUMNS = ["model", "device", "precision", "call", "load", "preprocess", "forward", "postprocess", "total"]
 
 
@@ -42,20 +41,8 @@ class Comparison:
         return agreement([r for r in self.results if isinstance(r, Prediction)])
 
 
-def model_choices() -> list[tuple[str, str]]:
-    return [(f"{spec.name} · {spec.label_set.name.split(' (')[0]}", spec.id) for spec in catalog().values()]
-
-
 def default_models() -> list[str]:
     return list(next(iter(presets().values()))["models"])
-
-
-def select_models(model_ids: list[str]) -> list[str]:
-    """A value for the Compare tab's model picker: catalog ids only, in the order given, at most MAX_MODELS.
-
-    Other tabs (Explanations' "compare these") set the picker through this.
-    """
-    return [model_id for model_id in model_ids if model_id in catalog()][:MAX_MODELS]
 
 
 def preset_of(model_ids: list[str] | None) -> str | None:
@@ -69,14 +56,9 @@ def preset_models(name: str | None):
     return presets()[name]["models"] if name in presets() else gr.skip()
 
 
-def example_images() -> list[str]:
-    return sorted(str(path) for path in EXAMPLES_DIR.glob("*.jpg"))
-
-
 def slot_caption(result: Result) -> str:
     if isinstance(result, Failure):
-        fix = f"\n\nFix: `{result.fix}`" if result.fix else ""
-        return f"**{result.spec.name} could not run.** {result.reason}{fix}"
+        return failure_caption(result)
     timing = result.timings_ms
     load = f" · loaded in {timing['load']:.0f} ms (first use)" if result.cold else ""
     notes = "".join(f"\n\n*Note: {note}.*" for note in result.notes)

@@ -1,6 +1,6 @@
 """The Evaluate tab: models over uploaded images + ground-truth masks, with progress, JSON + CSV, resume.
 
-It is a face over seggallery.evaluation, the code behind `python -m seggallery eval`. Each upload set
+It is a face over seggallery.evidence.evaluation, the code behind `python -m seggallery eval`. Each upload set
 (the files' contents and the masks' label set) gets its own folder, so running the same files again,
 after an interruption or with more models, computes only the (image, model) pairs not yet finished.
 """
@@ -18,10 +18,9 @@ import gradio as gr
 import pandas as pd
 
 from ..catalog import catalog, label_set
-from ..engine import Engine
-from ..evaluation import EvaluationError, EvaluationStopped, default_labels, evaluate, pair_files
-from .compare import model_choices
-from .evidence import AUTO, mask_label_choices
+from ..evidence.evaluation import EvaluationError, EvaluationStopped, default_labels, evaluate, pair_files
+from ..runtime.engine import Engine
+from .common import AUTO, mask_label_choices, model_choices
 
 MAX_IMAGES = int(os.environ.get("SEGGALLERY_EVAL_MAX_IMAGES", 500))
 EVAL_ROOT = Path(tempfile.gettempdir()) / "seggallery-eval"

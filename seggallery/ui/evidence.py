@@ -17,19 +17,19 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from ..agreement import Agreement, TruthComparison
-from ..catalog import label_set, label_set_ids
-from ..charts import (accuracy_latency_chart, area_chart, confusion_chart, correctness_image, disagreement_image,
-                      figure_image, heatmap, latency_chart, value_map)
-from ..engine import Prediction
-from ..groundtruth import GroundTruth, load_mask
+from ..catalog import label_set
+from ..evidence.agreement import Agreement, TruthComparison
+from ..evidence.groundtruth import GroundTruth, load_mask
+from ..evidence.uncertainty import upsample_map
 from ..images import ImageError
+from ..pictures.charts import accuracy_latency_chart, area_chart, confusion_chart, figure_image, heatmap, latency_chart
+from ..pictures.maps import correctness_image, disagreement_image, value_map
 from ..report import per_class_table, truth_comparisons, write_outputs, zip_folder
-from ..uncertainty import upsample_map
+from ..runtime.results import Prediction
+from .common import AUTO, mask_label_choices
 from .inputs import upload_name
 from .pictures import for_browser
 
-AUTO = "auto"
 KEEP_EXPORTS = 16  # export folders kept on disk (Gradio copies each ZIP into its own cache when shown)
 TRUTH_COLUMNS = ["model", "label set", "compared in", "pixel accuracy", "mean IoU"]
 
@@ -53,10 +53,6 @@ class EvidenceView:
     latency_plot: object = None
     accuracy_plot: object = None
     zip_path: str | None = None
-
-
-def mask_label_choices() -> list[tuple[str, str]]:
-    return [("auto: the label set of the first model", AUTO)] + [(label_set(i).name, i) for i in label_set_ids()]
 
 
 def read_truth(comparison, mask_path: str | None, labels_choice: str) -> tuple[GroundTruth | None, str]:

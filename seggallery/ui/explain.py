@@ -7,13 +7,14 @@ import gradio as gr
 import pandas as pd
 
 from ..catalog import catalog
-from ..engine import Engine, Failure
 from ..explain.card import Card, cards, get_card
 from ..explain.diagrams import diagram_png
 from ..explain.probes import look_inside, probed_models
 from ..explain.views import all_pictures, ladder_chart, ladder_rows
 from ..images import ImageError, load_image
-from .compare import MAX_MODELS, example_images, model_choices, select_models
+from ..runtime.engine import Engine
+from ..runtime.results import Failure
+from .common import MAX_MODELS, example_images, failure_caption, model_choices, select_models
 from .inputs import PhotoInput
 
 LADDER_COLUMNS = ["step", "modules", "h x w", "of the input", "channels"]
@@ -70,7 +71,7 @@ def runnable_markdown(card: Card) -> str:
                 "introduced live on in the runnable ones.")
     live = {spec.id for spec in probed_models(card.families)}
     items = [f"- {spec.name} (`{spec.id}`, {spec.label_set.name.split(' (')[0]})" + (" · live view" if spec.id in live else "")
-             for spec in models]
+             + (f"  \n  <small>{spec.notes}</small>" if spec.notes else "") for spec in models]
     return f"**Runnable here ({len(models)}):**\n" + "\n".join(items)
 
 
@@ -126,8 +127,7 @@ def look(engine: Engine, photo: str | bytes | None, model_id: str | None):
         return (f"**This image cannot be used:** {error}.", *empty)
     inside = look_inside(engine, model_id, image.pixels)
     if isinstance(inside, Failure):
-        fix = f"\n\nFix: `{inside.fix}`" if inside.fix else ""
-        return (f"**{inside.spec.name} could not run.** {inside.reason}{fix}", *empty)
+        return (failure_caption(inside), *empty)
     gallery = all_pictures(inside, image.pixels)
     status = [f"**What to look for.** {inside.probe.look_for}",
               f"{inside.spec.name} saw the photo as a {inside.input_size[0]}x{inside.input_size[1]} input "

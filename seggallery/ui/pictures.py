@@ -12,7 +12,7 @@ import numpy as np
 from gradio.processing_utils import save_bytes_to_cache
 from gradio.utils import get_upload_folder
 
-from ..render import display_jpeg
+from ..pictures.files import display_jpeg
 
 
 def for_browser(picture: np.ndarray | None, name: str = "picture") -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..engine import Engine
+from ..runtime.engine import Engine
 
 
 def _mb(size: int) -> str:
@@ -20,7 +20,7 @@ def resident_markdown(engine: Engine) -> str:
     for device_type in dict.fromkeys(s.device.type for s in segmenters):
         here = [s for s in segmenters if s.device.type == device_type]
         budget = engine.cache.max_bytes.get(device_type, engine.cache.max_bytes.get("cpu", 0))
-        models = ", ".join(f"`{s.spec.id}` ({_mb(s.nbytes())}, {s.precision})" for s in here)
+        models = ", ".join(f"`{s.spec.id}` ({_mb(s.nbytes())}, {s.tuning.precision})" for s in here)
         used = sum(s.nbytes() for s in here)
         lines.append(f"**Models in memory on {device_type}** ({_mb(used)} of {_mb(budget)}; "
                      f"least recently used first, evicted first): {models}")

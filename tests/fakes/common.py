@@ -14,7 +14,6 @@ from typing import Callable
 import torch
 from huggingface_hub import constants
 
-
 _BUILT = Path(tempfile.mkdtemp(prefix="seggallery-fakes-"))
 atexit.register(shutil.rmtree, _BUILT, ignore_errors=True)
 

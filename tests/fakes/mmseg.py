@@ -3,9 +3,9 @@ as the model zoo saves it ({'meta', 'state_dict'}) under the published file name
 
 from __future__ import annotations
 
+import mmseg_reference
 import torch
 
-import mmseg_reference
 from seggallery.backends.mmseg import checkpoint_path
 
 

@@ -15,7 +15,7 @@ import albumentations as A
 import segmentation_models_pytorch as smp
 import torch
 
-from seggallery.backends.smp import files as catalog_files
+from seggallery.backends.smp import file_names as catalog_files
 
 from .common import built_once, put_in_hub_cache, randomize_batchnorm
 

@@ -25,7 +25,12 @@ from transformers.convert_slow_tokenizer import bytes_to_unicode
 
 from seggallery.backends.transformers import load_processor
 
-from .common import built_once, calibrate_batchnorm, put_in_hub_cache, torch_default_init
+from .common import (
+    built_once,
+    calibrate_batchnorm,
+    put_in_hub_cache,
+    torch_default_init,
+)
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -126,7 +131,9 @@ def _class_info(spec) -> dict:
 
 
 def _oneformer_metadata(spec) -> dict:
-    from transformers.models.oneformer.image_processing_oneformer import prepare_metadata
+    from transformers.models.oneformer.image_processing_oneformer import (
+        prepare_metadata,
+    )
 
     return prepare_metadata(_class_info(spec))
 

@@ -1,6 +1,6 @@
 """How much models agree with each other, and with a ground truth, in a shared label space.
 
-Every mask is first projected into the space its label sets share (seggallery.taxonomy.shared_space):
+Every mask is first projected into the space its label sets share (seggallery.evidence.taxonomy.shared_space):
 the label set itself when all models use one, else the coarse classes they can all name.
 """
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .engine import Prediction
+from ..runtime.results import Prediction
 from .groundtruth import GroundTruth
 from .metrics import Scores
 from .taxonomy import Space, shared_space

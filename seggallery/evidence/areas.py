@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .catalog import LabelSet
-from .engine import Prediction
+from ..catalog import LabelSet
+from ..runtime.results import Prediction
 
 
 @dataclass(frozen=True)

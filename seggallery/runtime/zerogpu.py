@@ -13,6 +13,8 @@ import importlib.util
 import os
 from typing import Callable, TypeVar
 
+from ..catalog import ModelSpec, catalog, presets
+
 F = TypeVar("F", bound=Callable)
 
 GPU_DURATION_S = 60  # upper bound asked for per Compare (ZeroGPU's default); a cold model's load counts too
@@ -34,11 +36,11 @@ def setup() -> None:
         import spaces  # noqa: F401
 
 
-def preload(engine) -> None:
+def preload(engine, is_cached: Callable[[ModelSpec], bool]) -> None:
     """On ZeroGPU, load the preload_ids() models onto CUDA now, at import time; elsewhere do nothing."""
     if not active():
         return
-    for failure in engine.preload(preload_ids()):
+    for failure in engine.preload(preload_ids(is_cached)):
         print(f"preloading {failure.spec.id} failed: {failure.reason}", flush=True)
 
 
@@ -51,15 +53,13 @@ def gpu(fn: F, duration: int = GPU_DURATION_S) -> F:
     return spaces.GPU(duration=duration)(fn)
 
 
-def preload_ids() -> list[str]:
+def preload_ids(is_cached: Callable[[ModelSpec], bool]) -> list[str]:
     """Models to put on the GPU at start: $SEGGALLERY_PRELOAD ("all", or ids), else the presets' models.
 
     Only models whose weights are already cached (e.g. by `preload_from_hub` or `python -m seggallery
-    fetch` at build time) are preloaded; the others still load on first use, inside the GPU call.
+    fetch` at build time; `is_cached` is the backends' answer) are preloaded; the others still load on
+    first use, inside the GPU call.
     """
-    from .backends import is_cached
-    from .catalog import catalog, presets
-
     wanted = os.environ.get(PRELOAD_ENV, "").strip()
     if wanted == "all":
         ids = list(catalog())

@@ -8,11 +8,14 @@ is written into the prediction's notes, so the user knows what they are looking 
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 from PIL import Image
 
-from .engine import Engine, Prediction
+from .results import Prediction
+from .segmenter import Segmenter
 
 CPU = torch.device("cpu")
 MIN_RETRY_SIDE = 64  # below this, a smaller image would not be a fair answer: go to the CPU instead
@@ -32,24 +35,30 @@ def release_memory(device: torch.device) -> None:
         torch.mps.empty_cache()
 
 
-def run_within_memory(engine: Engine, model_id: str, image: np.ndarray) -> tuple[Prediction, float | None]:
-    """Load (when needed) and run one model; the prediction and the load time in ms (None when warm)."""
+Load = Callable[[torch.device], tuple[Segmenter, float | None]]  # device -> (model, load ms or None when warm)
+
+
+def run_within_memory(load: Load, device: torch.device, image: np.ndarray) -> tuple[Prediction, float | None]:
+    """Load (when needed) and run one model; the prediction and the load time in ms (None when warm).
+
+    `load(device)` gives the model on that device (the engine's cached loader for one model id).
+    """
     notes: list[str] = []
     try:
-        segmenter, load_ms = engine.segmenter(model_id)
+        segmenter, load_ms = load(device)
     except Exception as error:
-        if not is_out_of_memory(error) or engine.device.type == "cpu":
+        if not is_out_of_memory(error) or device.type == "cpu":
             raise
-        release_memory(engine.device)
-        segmenter, load_ms = engine.segmenter(model_id, CPU)
-        notes.append(f"not enough {engine.device.type.upper()} memory to load it: it ran on the CPU")
+        release_memory(device)
+        segmenter, load_ms = load(CPU)
+        notes.append(f"not enough {device.type.upper()} memory to load it: it ran on the CPU")
     try:
         prediction = segmenter.predict(image)
     except Exception as error:
         if not is_out_of_memory(error):
             raise
         release_memory(segmenter.device)
-        prediction, extra_load_ms, note = _retry_with_less(engine, model_id, segmenter.device, segmenter, image)
+        prediction, extra_load_ms, note = _retry_with_less(load, segmenter, image)
         notes.append(note)
         if extra_load_ms is not None:
             load_ms = (load_ms or 0.0) + extra_load_ms
@@ -57,7 +66,8 @@ def run_within_memory(engine: Engine, model_id: str, image: np.ndarray) -> tuple
     return prediction, load_ms
 
 
-def _retry_with_less(engine: Engine, model_id: str, device: torch.device, segmenter, image: np.ndarray):
+def _retry_with_less(load: Load, segmenter: Segmenter, image: np.ndarray):
+    device = segmenter.device
     height, width = image.shape[:2]
     where = "GPU" if device.type == "cuda" else device.type.upper()
     if min(height, width) // 2 >= MIN_RETRY_SIDE:
@@ -75,7 +85,7 @@ def _retry_with_less(engine: Engine, model_id: str, device: torch.device, segmen
                                       f"ran at {half[0]}x{half[1]} instead (mask scaled up, coarser edges)")
     if device.type == "cpu":
         raise MemoryError(f"out of memory even at a lower resolution on the CPU ({width}x{height} image)")
-    cpu_segmenter, load_ms = engine.segmenter(model_id, CPU)
+    cpu_segmenter, load_ms = load(CPU)
     prediction = cpu_segmenter.predict(image)
     return prediction, load_ms, f"ran out of {where} memory at {width}x{height}: ran on the CPU instead (slower)"
 

@@ -13,7 +13,7 @@ from functools import cache
 
 import numpy as np
 
-from .catalog import CATALOG_DIR, CatalogError, LabelSet, label_set
+from ..catalog import CATALOG_DIR, CatalogError, LabelSet, label_set
 
 IGNORE = 255  # the ignore id in coarse space (and the largest id a mask lookup table takes)
 VOID = "void"  # pseudo coarse class for a label set's own ignore class (CamVid's Unlabelled)

@@ -22,8 +22,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from .bench import percentiles
-from .engine import Engine
+from ..runtime.engine import Engine
+from .measure import percentiles
 
 GPU_TARGET_MS = 150.0  # a warm three-model Compare of a 1024x768 photo on an H100/H200, end to end
 TIMEOUT_S = 600.0
@@ -64,7 +64,7 @@ def bench_served(engine: Engine, model_ids: list[str], photo: np.ndarray, repeat
     reported in the same calls."""
     from PIL import Image
 
-    from .ui import build_app, launch_options
+    from ..ui import build_app, launch_options
 
     app = build_app(engine)
     app.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **launch_options())
@@ -96,7 +96,7 @@ def bench_served(engine: Engine, model_ids: list[str], photo: np.ndarray, repeat
 
 def client_calls(base_url: str, photo: Path, model_ids: list[str], warmup: int, repeat: int) -> list[dict]:
     """The client process's work: `warmup` calls, then `repeat` timed ones, each checked to have run every model."""
-    from .ui.compare import TIMING_COLUMNS
+    from ..ui.compare import TIMING_COLUMNS
 
     forward = TIMING_COLUMNS.index("forward")
     calls = []

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from .catalog import LabelSet
-from .images import ImageError, decode_file, read_upload
+from ..catalog import LabelSet
+from ..images import ImageError, decode_file, read_upload
 
 VOC_BORDER = 255  # Pascal VOC marks object borders and difficult pixels with 255 (colour 224,224,192)
 VOC_BORDER_COLOR = (224, 224, 192)

@@ -17,19 +17,19 @@ import json
 import os
 import tempfile
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import torch
 
-from .cache import cache_dir
+from ..cache import cache_dir
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 AGREEMENT_THRESHOLD = 0.995  # share of pixels whose class must equal the fp32 mask's
-CALIBRATION_PHOTO = Path(__file__).resolve().parent.parent / "assets" / "examples" / "street-city.jpg"
+CALIBRATION_PHOTO = Path(__file__).resolve().parents[2] / "assets" / "examples" / "street-city.jpg"
 
 
 def _flag(name: str, default: bool) -> bool:
@@ -63,9 +63,6 @@ class SpeedOptions:
             compile=_flag("SEGGALLERY_COMPILE", False),
             check_agreement=_flag("SEGGALLERY_PRECISION_CHECK", True),
         )
-
-    def plain(self) -> SpeedOptions:
-        return replace(self, optimize=False)
 
 
 def cpu_has_native_bf16() -> bool:
@@ -223,7 +220,7 @@ def calibration_photo() -> np.ndarray | None:
     """The photo reduced precision is checked on: a real street scene (many classes, many edges)."""
     if not CALIBRATION_PHOTO.is_file():
         return None
-    from .images import load_image
+    from ..images import load_image
 
     return load_image(CALIBRATION_PHOTO).pixels
 

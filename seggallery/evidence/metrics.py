@@ -59,10 +59,6 @@ class Scores:
         self.confusion += matrix
         self.outside += outside
 
-    def merge(self, other: Scores) -> None:
-        self.confusion += other.confusion
-        self.outside += other.outside
-
     @property
     def evaluated_pixels(self) -> int:
         return int(self.confusion.sum() + self.outside.sum())

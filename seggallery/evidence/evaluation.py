@@ -4,7 +4,7 @@ Each finished (image, model) pair is appended as one JSON line to <out>/progress
 counts and timings) and flushed at once, so an interrupted run loses at most the pair in flight; a
 rerun with the same --out skips every pair already there. The summary (results.json, results.csv,
 per_class_iou.csv, per_image.csv) is rebuilt from progress.jsonl, so it is the same whether a run was
-interrupted or not. Scores follow seggallery.metrics: confusion counts summed over the dataset first.
+interrupted or not. Scores follow seggallery.evidence.metrics: confusion counts summed over the dataset first.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from typing import Callable
 
 import numpy as np
 
-from . import __version__
-from .catalog import LabelSet, get_spec, label_set
-from .engine import Engine, Failure
+from .. import __version__
+from ..catalog import LabelSet, get_spec, label_set
+from ..images import ImageError, load_image
+from ..runtime.engine import Engine
+from ..runtime.results import Failure
 from .groundtruth import ignore_id, load_mask
-from .images import ImageError, load_image
 from .metrics import Scores
 from .taxonomy import shared_space
 

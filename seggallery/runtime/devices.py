@@ -1,0 +1,70 @@
+"""Which device runs the models, its name for people, and step timings that are true on every device."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import torch
+
+DEVICE_ENV = "SEGGALLERY_DEVICE"
+
+
+def pick_device(preferred: str | None = None) -> torch.device:
+    """CUDA, then Apple MPS, then CPU, unless `preferred` or $SEGGALLERY_DEVICE names one."""
+    preferred = preferred or os.environ.get(DEVICE_ENV) or "auto"
+    if preferred != "auto":
+        device = torch.device(preferred)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"device {preferred!r} was asked for but CUDA is not available here")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise RuntimeError(f"device {preferred!r} was asked for but Apple MPS is not available here")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
+
+
+class StepTimer:
+    """Milliseconds per pipeline step. On CUDA it records events and synchronises once, at the end."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.names: list[str] = []
+        if self.cuda:
+            self.marks = [torch.cuda.Event(enable_timing=True)]
+            self.marks[0].record()
+        else:
+            if device.type == "mps":
+                torch.mps.synchronize()
+            self.device = device
+            self.marks = [time.perf_counter()]
+
+    def mark(self, name: str) -> None:
+        self.names.append(name)
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            self.marks.append(event)
+        else:
+            if self.device.type == "mps":
+                torch.mps.synchronize()
+            self.marks.append(time.perf_counter())
+
+    def finish(self) -> dict[str, float]:
+        if self.cuda:
+            self.marks[-1].synchronize()
+            steps = [a.elapsed_time(b) for a, b in zip(self.marks, self.marks[1:])]
+        else:
+            steps = [(b - a) * 1000.0 for a, b in zip(self.marks, self.marks[1:])]
+        timings = dict(zip(self.names, steps))
+        timings["total"] = sum(steps)
+        return timings

@@ -1,0 +1,119 @@
+"""The Segmenter: one loaded model, run as preprocess -> forward -> postprocess, each step timed.
+
+Backends subclass it: `preprocess` (uint8 RGB H x W x 3 array -> model input on the device, exactly as the
+checkpoint was evaluated upstream), and where needed `forward`, `class_scores` (the raw outputs as
+N x C x h x w class scores, which the uncertainty maps, the benchmark and the Explanations probes read
+without knowing the backend), `postprocess` (outputs -> H x W class ids at the photo's size) and, for
+instance and panoptic models, `instances`. A backend builds it plain; the engine tunes it
+(seggallery.runtime.optimiser) through the Tuning it carries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..catalog import LabelSet, ModelSpec
+from ..evidence.uncertainty import uncertainty_maps
+from . import optimiser
+from .devices import StepTimer, device_name
+from .results import Instances, Prediction
+
+
+class Segmenter:
+    """A loaded model: `predict(image)` = preprocess -> forward -> postprocess, each timed."""
+
+    def __init__(self, spec: ModelSpec, module: torch.nn.Module, device: torch.device):
+        self.spec = spec
+        self.device = device
+        self.module = module.eval().to(device)
+        self.tuning = optimiser.Tuning()
+
+    @property
+    def labels(self) -> LabelSet:
+        return self.spec.label_set
+
+    def preprocess(self, image: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    def forward(self, inputs: Any) -> Any:
+        return self.module(inputs)
+
+    def class_scores(self, outputs: Any) -> torch.Tensor | None:
+        """N x C x h x w scores whose softmax over C is the model's class probability (logits), or None
+        when the model has none. The default reads outputs that are such a tensor already."""
+        return outputs if isinstance(outputs, torch.Tensor) and outputs.dim() == 4 else None
+
+    def postprocess(self, outputs: Any, size: tuple[int, int]) -> torch.Tensor:
+        return upsample_argmax(self.class_scores(outputs), size)
+
+    def instances(self, outputs: Any, size: tuple[int, int]) -> Instances | None:
+        """Instance and panoptic models: the objects found, at `size`; semantic models have none."""
+        return None
+
+    def nbytes(self) -> int:
+        tensors = [*self.module.parameters(), *self.module.buffers()]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    def upload(self, array: np.ndarray) -> torch.Tensor:
+        """A host array as a tensor on the device, without making the host wait for the GPU (the driver
+        stages pageable memory before returning, so the array may be reused at once)."""
+        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device, non_blocking=True)
+
+    @torch.inference_mode()
+    def predict(self, image: np.ndarray) -> Prediction:
+        timer = StepTimer(self.device)
+        inputs = optimiser.prepare_inputs(self, self.preprocess(image))
+        timer.mark("preprocess")
+        outputs = optimiser.run_forward(self, inputs)
+        timer.mark("forward")
+        mask = self.postprocess(outputs, image.shape[:2])
+        instances = self.instances(outputs, image.shape[:2])
+        timer.mark("postprocess")
+        scores = self.class_scores(outputs)  # outside the timed steps: not part of segmenting
+        maps = None if scores is None else uncertainty_maps(scores).to("cpu", non_blocking=True)
+        mask_np = mask.to("cpu", torch.int32).numpy()  # the one host sync of this call (it completes `maps`)
+        timings = timer.finish()
+        confidence, entropy = (None, None) if maps is None else maps.numpy()
+        return Prediction(self.spec, mask_np, timings, device_name(self.device), self.tuning.precision, cold=False,
+                          confidence=confidence, entropy=entropy, precision_note=self.tuning.precision_note,
+                          torch_device=str(self.device), instances=instances)
+
+
+def upsample_argmax(
+    logits: torch.Tensor,
+    size: tuple[int, int],
+    chunk: int = 16,
+    *,
+    via: tuple[int, int] | None = None,
+    align_corners: bool = False,
+) -> torch.Tensor:
+    """Bilinearly resize 1 x C x h x w logits to `size` and take the argmax over classes.
+
+    Classes are resized a chunk at a time while a running maximum is kept, so a 150-class model on a
+    large photo needs memory for `chunk` full-size channels instead of C; the result is identical to
+    resizing all channels at once (each channel is interpolated independently, first maximum wins).
+    `via` resizes to that size first (mmseg goes through the network input's size on its way to the
+    image's); `align_corners` is F.interpolate's, as the checkpoint's config sets it.
+    """
+    logits = logits[0] if logits.dim() == 4 else logits
+    steps = [tuple(s) for s in (via, size) if s is not None]
+    if all(tuple(logits.shape[-2:]) == step for step in steps):
+        return logits.max(0).indices  # same as argmax(0), and several times faster on CPU
+    best_value = best_index = None
+    for start in range(0, logits.shape[0], chunk):
+        resized = logits[None, start : start + chunk]
+        for step in steps:
+            if tuple(resized.shape[-2:]) != step:
+                resized = F.interpolate(resized, size=step, mode="bilinear", align_corners=align_corners)
+        value, index = resized[0].max(0)
+        if best_value is None:
+            best_value, best_index = value, index
+        else:
+            better = value > best_value
+            best_value = torch.where(better, value, best_value)
+            best_index = torch.where(better, index + start, best_index)
+    return best_index
