@@ -451,7 +451,7 @@ def test_resident_models_line():
     engine = Engine(device=CPU, cache=ModelCache({"cpu": 64 << 20}))
     assert "none yet" in resident_markdown(engine)
     small = ToySegmenter(toy_spec("toy_a"), torch.nn.Linear(1 << 18, 4, bias=False), CPU)  # 4 MB
-    small.precision = "bf16"
+    small.tuning.precision = "bf16"
     engine.cache.put(small)
     text = resident_markdown(engine)
     assert "`toy_a` (4 MB, bf16)" in text and "of 64 MB" in text and "on cpu" in text

@@ -19,13 +19,16 @@ def run(args) -> int:
     from ..backends.base import hub_files
     from ..catalog import CATALOG_DIR, catalog
 
-    unpinned = [(spec, origin) for spec in catalog().values() for origin in dict.fromkeys(
-        (o.repo, o.revision, o.repo_type) for o in hub_files(files(spec))) if not _SHA.match(origin[1])]
+    unpinned = []  # (entry, repo, branch, repo type) for every Hub repo an entry reads at a branch
+    for spec in catalog().values():
+        for repo, revision, repo_type in dict.fromkeys((o.repo, o.revision, o.repo_type) for o in hub_files(files(spec))):
+            if not _SHA.match(revision):
+                unpinned.append((spec, repo, revision, repo_type))
     if not unpinned:
         print("every Hub entry is pinned to a commit SHA")
         return 0
     api, failed = HfApi(), 0
-    for spec, (repo, branch, repo_type) in unpinned:
+    for spec, repo, branch, repo_type in unpinned:
         try:
             sha = api.repo_info(repo, revision=branch, repo_type=repo_type).sha
         except Exception as error:  # noqa: BLE001
