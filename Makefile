@@ -1,7 +1,7 @@
 # `make test` installs the test-only dependencies, then runs the whole suite.
 PYTHON ?= python
 
-.PHONY: test test-deps chromium
+.PHONY: test test-deps chromium gpu-check gpu-wheels
 
 test: test-deps
 	$(PYTHON) -m pytest
@@ -19,3 +19,14 @@ chromium:
 	else \
 		echo "chromium is not installed and cannot be installed here (not root or no apt-get): the browser test will skip"; \
 	fi
+
+# The GPU path tested and measured on a machine with a CUDA GPU (README, "GPU check"); without one it says so.
+GPU_CHECK_OUT ?= out/gpu-check
+gpu-check:
+	$(PYTHON) -m seggallery.gpucheck --out $(GPU_CHECK_OUT)
+
+# The wheels a GPU machine without network lacks (requirements-gpucheck.txt), for CPython 3.12 on x86-64, into .whl/.
+gpu-wheels:
+	$(PYTHON) -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+		--platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .whl -r requirements-gpucheck.txt

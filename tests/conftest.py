@@ -21,8 +21,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-_CACHES = Path(tempfile.mkdtemp(prefix="seggallery-test-caches-"))
-atexit.register(shutil.rmtree, _CACHES, ignore_errors=True)
+# $SEGGALLERY_TEST_CACHES: caches prepared by the caller, used and kept (`python -m seggallery.gpucheck` writes the
+# fakes once for its GPU tests and its benchmarks); otherwise a fresh folder, removed at exit.
+if os.environ.get("SEGGALLERY_TEST_CACHES"):
+    _CACHES = Path(os.environ["SEGGALLERY_TEST_CACHES"])
+else:
+    _CACHES = Path(tempfile.mkdtemp(prefix="seggallery-test-caches-"))
+    atexit.register(shutil.rmtree, _CACHES, ignore_errors=True)
 os.environ["TORCH_HOME"] = str(_CACHES / "torch")
 os.environ["HF_HOME"] = str(_CACHES / "hf")
 os.environ["HF_HUB_OFFLINE"] = "1"

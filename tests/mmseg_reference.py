@@ -64,6 +64,7 @@ def _import_mmseg():
 
 mmseg = _import_mmseg()
 
+from fakes.mmseg import calibration_batch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.dataset import Compose  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
@@ -71,7 +72,6 @@ from mmseg.apis import inference_model, init_model  # noqa: E402
 from mmseg.registry import DATASETS, MODELS  # noqa: E402
 
 CONFIGS = Path(mmseg.__file__).parent / ".mim" / "configs"
-EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 
 
 def config_path(spec: ModelSpec) -> Path:
@@ -129,7 +129,7 @@ def random_model(spec: ModelSpec) -> torch.nn.Module:
             layer.bias.copy_(torch.rand(layer.bias.shape, generator=generator) * 0.4 - 0.2)
             layer.momentum = 1.0
         model.train()
-        features = model.extract_feat(_calibration_batch())
+        features = model.extract_feat(calibration_batch())
         model.decode_head(features)
         model.auxiliary_head(features)
         for layer in norms:
@@ -139,19 +139,6 @@ def random_model(spec: ModelSpec) -> torch.nn.Module:
         classifier.bias.copy_(torch.rand(classifier.bias.shape, generator=generator) * 0.2 - 0.1)
     model.eval()
     return model
-
-
-@cache
-def _calibration_batch() -> torch.Tensor:
-    """The astronaut photo at 128 x 128 and its mirror image, normalised as mmseg normalises its input."""
-    from PIL import Image
-
-    image = Image.open(EXAMPLES / "people-astronaut.jpg").convert("RGB").resize((128, 128), Image.BILINEAR)
-    pixels = torch.from_numpy(np.asarray(image, dtype=np.float32)).permute(2, 0, 1)
-    mean = torch.tensor([123.675, 116.28, 103.53]).view(3, 1, 1)
-    std = torch.tensor([58.395, 57.12, 57.375]).view(3, 1, 1)
-    normalised = (pixels - mean) / std
-    return torch.stack([normalised, normalised.flip(-1)])
 
 
 def official_checkpoint(spec: ModelSpec, model: torch.nn.Module) -> dict:

@@ -68,6 +68,26 @@ def test_hub_files_only_from_catalog_repos_by_plain_names():
             check_hub_file(repo, bad_file)
 
 
+def test_a_backend_that_cannot_import_only_takes_its_own_repos_off_the_allowlist(monkeypatch):
+    """Where smp is not installed (a GPU machine without its wheel) the other Hub models still load;
+    the smp-hub repos are not allowed, as nothing could load them."""
+    real_backend = backends.backend
+
+    def without_smp(spec):
+        if spec.backend == "smp":
+            raise ModuleNotFoundError("No module named 'segmentation_models_pytorch'")
+        return real_backend(spec)
+
+    monkeypatch.setattr(backends, "backend", without_smp)
+    backends.catalog_hub_files.cache_clear()
+    try:
+        check_hub_file(get_spec("segformer_b0_ade").source["repo"], "config.json")
+        with pytest.raises(ModelNotAllowed):
+            check_hub_file(get_spec("smp_segformer_b0_ade").source["repo"], "config.json")
+    finally:
+        backends.catalog_hub_files.cache_clear()
+
+
 def test_torch_load_never_unpickles_code_even_when_asked_to(tmp_path):
     """seggallery forces weights-only loading process-wide; torch.hub's loader passes weights_only=False."""
     assert os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD") == "1"

@@ -62,8 +62,18 @@ def describe_source(spec: ModelSpec) -> str:
 
 @cache
 def catalog_hub_files() -> frozenset[HubFile]:
-    """Every Hub file any catalog entry names (mirrors and second repos included): the allowlist."""
-    return frozenset(origin for spec in catalog().values() for origin in hub_files(files(spec)))
+    """Every Hub file any catalog entry names (mirrors and second repos included): the allowlist.
+
+    An entry whose backend cannot import here (its library is not installed) cannot load, so it names none:
+    otherwise one missing library (smp on a GPU machine, say) would stop every Hub model from loading."""
+    found: set[HubFile] = set()
+    for spec in catalog().values():
+        try:
+            entry_files = files(spec)
+        except ImportError:
+            continue
+        found.update(hub_files(entry_files))
+    return frozenset(found)
 
 
 def hub_repos(repo_type: str = "model") -> list[str]:

@@ -14,6 +14,7 @@ COMMANDS = {
     "eval": ("eval", "score models against ground-truth masks over a folder (resumable); write JSON and CSV"),
     "pin": ("pin", "look up the commit SHA of Hub entries that still track a branch"),
     "bench": ("bench", "time the optimised engine against the plain fp32 baseline; write JSON"),
+    "gpu-check": ("gpucheck", "on a CUDA GPU: the GPU tests and benchmarks in one folder (--dry-run: on the CPU)"),
 }
 
 
