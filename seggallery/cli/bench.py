@@ -50,8 +50,8 @@ def add_arguments(parser) -> None:
                         help="keep the reduced precision even where its mask disagrees with fp32 (to time it; "
                              "the agreement is still reported)")
     parser.add_argument("--no-channels-last", action="store_true", help="keep the upstream memory layout")
-    parser.add_argument("--no-dilated-taps", action="store_true",
-                        help="keep the library's dilated convolutions (CPU: no rewrite into 1x1 taps)")
+    parser.add_argument("--no-fast-convolutions", action="store_true",
+                        help="CPU: keep the library's convolutions as they are (no kept autocast weights, no dilated taps)")
     parser.add_argument("--no-time-choices", action="store_true",
                         help="with the precision check, do not also time plain fp32 against the tuned runs")
     parser.add_argument("--compile", action="store_true", help="torch.compile the optimised model (first call compiles)")
@@ -79,7 +79,7 @@ def run(args) -> int:
         print(f"bench: {error}", file=sys.stderr)
         return 2
     options = SpeedOptions(precision=args.precision, channels_last=not args.no_channels_last, compile=args.compile,
-                           check_agreement=not args.no_precision_check, dilated_taps=not args.no_dilated_taps,
+                           check_agreement=not args.no_precision_check, fast_convolutions=not args.no_fast_convolutions,
                            time_choices=not args.no_time_choices)
     config = BenchConfig(
         models=args.models, sizes=args.sizes or [None], device=device, repeat=args.repeat, warmup=args.warmup,

@@ -2,7 +2,7 @@
 
 A Segmenter is built plain by its backend (fp32, upstream memory layout) and carries a Tuning: what its
 forward currently runs with. `optimise` sets the memory layout, dilated convolutions as taps on a CPU
-(runtime.dilated), compilation and the precision to try; `verify_precision`, before the first prediction,
+(runtime.fastconv), compilation and the precision to try; `verify_precision`, before the first prediction,
 keeps that precision only if its mask agrees with plain fp32's and, when timed, only if it is the fastest
 of plain fp32, tuned fp32 and tuned reduced precision here (runtime.speed has the building blocks).
 `run_forward` runs the model as tuned, and falls back to plain fp32 for good if an optimised run fails.
@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from . import dilated, speed, zerogpu
+from . import fastconv, speed, zerogpu
 from .devices import synchronize
 
 
@@ -31,7 +31,7 @@ class Tuning:
     precision_note: str = "plain fp32 (not optimised)"
     channels_last: bool = False
     compiled: bool = False
-    dilated_taps: int = 0  # dilated convolutions that may run as taps (runtime.dilated)
+    dilated_taps: int = 0  # dilated convolutions that may run as taps (runtime.fastconv)
     pending_precision: str | None = None  # the precision to try, waiting for its check against plain fp32
     precision_check: dict | None = None  # the measurement behind the current precision
     time_choices: bool = False  # the check also times plain fp32 and the tuned runs and keeps the fastest
@@ -58,8 +58,8 @@ def optimise(segmenter, options: speed.SpeedOptions) -> None:
     if options.channels_last and speed.has_convolutions(segmenter.module):
         segmenter.module = segmenter.module.to(memory_format=torch.channels_last)
         tuning.channels_last = True
-    if options.dilated_taps and device.type == "cpu" and not options.compile:  # compiled: inductor picks kernels
-        tuning.dilated_taps = dilated.rewrite_dilated(segmenter.module)
+    if options.fast_convolutions and device.type == "cpu" and not options.compile:  # compiled: inductor picks kernels
+        tuning.dilated_taps = fastconv.speed_up_convolutions(segmenter.module)
     if options.compile and device.type in ("cuda", "cpu") and not zerogpu.active():
         segmenter.module = speed.compile_module(segmenter.module, device)
         tuning.compiled = True
@@ -132,6 +132,7 @@ def _apply(segmenter, precision: str, known: dict) -> None:
         else:
             tuning.precision = "fp32"
             tuning.precision_note = f"{precision} fell back to fp32: only {share} (needs {100 * speed.AGREEMENT_THRESHOLD:.1f}%)"
+            fastconv.drop_casts(segmenter.module)
         return
     runs = {"plain fp32": known["plain_ms"], "fp32": known["fp32_ms"]}
     if precision != "fp32" and agrees:
@@ -149,6 +150,8 @@ def _apply(segmenter, precision: str, known: dict) -> None:
         return
     tuning.precision = fastest
     tuning.precision_note = f"{tuning.precision_note}; {why}; measured {timing}"
+    if fastest == "fp32":
+        fastconv.drop_casts(segmenter.module)
 
 
 @contextlib.contextmanager
@@ -159,13 +162,13 @@ def _plain(segmenter):
     channels_last = segmenter.tuning.channels_last
     if channels_last:
         module.to(memory_format=torch.contiguous_format)
-    dilated.force(module, "library")
+    fastconv.force(module, "library")
     segmenter.module = module
     try:
         yield
     finally:
         segmenter.module = tuned
-        dilated.force(module, None)
+        fastconv.force(module, None)
         if channels_last:
             module.to(memory_format=torch.channels_last)
 
@@ -206,7 +209,8 @@ def _measure(segmenter, image: np.ndarray, precision: str, timed: bool) -> dict:
 def _run_plain(segmenter, note: str) -> None:
     module = getattr(segmenter.module, "_orig_mod", segmenter.module)  # undo torch.compile
     segmenter.module = module.to(memory_format=torch.contiguous_format)
-    dilated.force(module, "library")
+    fastconv.force(module, "library")
+    fastconv.drop_casts(module)
     tuning = segmenter.tuning
     tuning.channels_last = tuning.compiled = False
     tuning.dilated_taps = 0

@@ -48,7 +48,7 @@ class SpeedOptions:
     channels_last: bool = True
     compile: bool = False  # torch.compile: large speed-ups, but a long first call per input shape
     check_agreement: bool = True  # compare with fp32 on a calibration photo before trusting a reduced precision
-    dilated_taps: bool = True  # CPU: dilated convolutions as sums of 1x1 taps where that measures faster
+    fast_convolutions: bool = True  # CPU: autocast weights cast once; dilated convolutions as taps where faster
     time_choices: bool = True  # with the check: time plain fp32 and the tuned runs, keep the fastest that agrees
 
     def __post_init__(self):
@@ -64,7 +64,7 @@ class SpeedOptions:
             channels_last=_flag("SEGGALLERY_CHANNELS_LAST", True),
             compile=_flag("SEGGALLERY_COMPILE", False),
             check_agreement=_flag("SEGGALLERY_PRECISION_CHECK", True),
-            dilated_taps=_flag("SEGGALLERY_DILATED_TAPS", True),
+            fast_convolutions=_flag("SEGGALLERY_FAST_CONVOLUTIONS", True),
             time_choices=_flag("SEGGALLERY_TIME_CHOICES", True),
         )
 

@@ -1,4 +1,4 @@
-"""Dilated convolutions as taps (seggallery.runtime.dilated): the same numbers, chosen only where faster."""
+"""CPU convolutions on the fast path (seggallery.runtime.fastconv): the same numbers, chosen only where faster."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from real_weights import install_enet
 
 from seggallery.backends import load_segmenter
 from seggallery.catalog import get_spec
-from seggallery.runtime import dilated, optimiser, speed
-from seggallery.runtime.dilated import TapConv2d, conv_as_taps, rewrite_dilated
+from seggallery.runtime import fastconv, optimiser, speed
+from seggallery.runtime.fastconv import FastConv2d, conv_as_taps, speed_up_convolutions
 from seggallery.runtime.speed import SpeedOptions
 
 CPU = torch.device("cpu")
@@ -41,30 +41,51 @@ def test_taps_equal_the_library_convolution(channels, out, height, width, kernel
         assert got.is_contiguous(memory_format=layout)
 
 
-def test_only_stride_one_dilated_convolutions_are_rewritten():
+def test_only_stride_one_dilated_convolutions_run_as_taps():
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=2, dilation=2), torch.nn.Conv2d(4, 4, 3, padding=1),
                                 torch.nn.Conv2d(4, 4, 3, stride=2, padding=2, dilation=2))
     keys = list(model.state_dict())
-    assert rewrite_dilated(model) == 1
-    assert type(model[0]) is TapConv2d and type(model[1]) is torch.nn.Conv2d and type(model[2]) is torch.nn.Conv2d
+    assert speed_up_convolutions(model) == 1
+    assert all(type(layer) is FastConv2d for layer in model)
+    assert [layer.taps for layer in model] == [True, False, False]
     assert list(model.state_dict()) == keys, "the weights keep their names"
+
+
+def test_the_autocast_weight_is_cast_once_and_is_what_autocast_would_use():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(8, 4, 3, padding=1)
+    reference = copy.deepcopy(conv)
+    speed_up_convolutions(conv)
+    x = torch.randn(1, 8, 12, 12)
+    with torch.inference_mode():
+        with speed.autocast(CPU, "bf16"):
+            first = conv(x)
+            kept = conv.autocast_weight
+            assert kept.dtype == torch.bfloat16 and torch.equal(kept, conv.weight.to(torch.bfloat16))
+            assert torch.equal(first, reference(x)), "bit for bit what autocast computes with its own cast"
+            conv(x)
+            assert conv.autocast_weight is kept, "cast once, then kept"
+        assert torch.equal(conv(x), reference(x)) and conv(x).dtype == torch.float32  # fp32 runs use the fp32 weight
+    assert "autocast_weight" not in conv.state_dict(), "not saved with the weights"
+    fastconv.drop_casts(conv)
+    assert not hasattr(conv, "autocast_weight") or conv._buffers.get("autocast_weight") is None
 
 
 def test_each_way_is_chosen_by_timing_it(monkeypatch):
     conv = torch.nn.Conv2d(4, 4, 3, padding=4, dilation=4)
-    rewrite_dilated(conv)
+    speed_up_convolutions(conv)
     x = torch.randn(1, 4, 20, 20)
-    fast_taps = TapConv2d._taps
-    slow_taps = lambda self, x: time.sleep(0.01) or conv_as_taps(x, self.weight, self.bias, self.padding, self.dilation, self.groups)  # noqa: E731
-    monkeypatch.setattr(TapConv2d, "_taps", slow_taps)
+    fast_taps = FastConv2d._taps
+    slow_taps = lambda self, x, w: time.sleep(0.01) or conv_as_taps(x, w, self.bias, self.padding, self.dilation, self.groups)  # noqa: E731
+    monkeypatch.setattr(FastConv2d, "_taps", slow_taps)
     with torch.inference_mode():
         conv(x)
     assert list(conv.choices.values()) == ["library"]
-    assert dilated.choices_made(conv) == {"taps": 0, "library": 1}
+    assert fastconv.choices_made(conv) == {"taps": 0, "library": 1}
     conv.choices.clear()
-    monkeypatch.setattr(TapConv2d, "_taps", fast_taps)
-    library = torch.nn.Conv2d.forward
-    monkeypatch.setattr(torch.nn.Conv2d, "forward", lambda self, x: time.sleep(0.01) or library(self, x))
+    monkeypatch.setattr(FastConv2d, "_taps", fast_taps)
+    library = torch.nn.Conv2d._conv_forward
+    monkeypatch.setattr(torch.nn.Conv2d, "_conv_forward", lambda self, x, w, b: time.sleep(0.01) or library(self, x, w, b))
     with torch.inference_mode():
         conv(x)
     assert list(conv.choices.values()) == ["taps"]
@@ -72,8 +93,11 @@ def test_each_way_is_chosen_by_timing_it(monkeypatch):
 
 def _forced(module: torch.nn.Module, way: str) -> torch.nn.Module:
     copied = copy.deepcopy(module)
-    assert rewrite_dilated(copied) > 0
-    dilated.force(copied, way)
+    assert speed_up_convolutions(copied) > 0
+    for layer in copied.modules():
+        if isinstance(layer, FastConv2d):
+            layer.choices = {key: way for key in layer.choices}
+            layer._faster = lambda x, w, way=way: way  # this way for every shape
     return copied
 
 
@@ -174,3 +198,20 @@ def test_a_faster_reduced_precision_is_kept(tmp_path):
     fastest = min(runs, key=runs.get)
     assert segmenter.tuning.precision == ("bf16" if fastest == "bf16" else "fp32")
     assert segmenter.tuning.channels_last == (fastest != "plain fp32")
+
+
+def test_heads_concatenate_in_the_precision_their_convolution_reads():
+    """cat_for_conv gives the next convolution the very input torch.cat would (under autocast the convolution
+    casts to bf16 anyway), in one copy: the same tensor in fp32, the same bf16 values under autocast."""
+    from seggallery.archs.heads.common import cat_for_conv
+
+    torch.manual_seed(0)
+    low = torch.randn(1, 8, 6, 7).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    high = torch.randn(1, 4, 6, 7)  # an upsampled branch, fp32, default layout
+    assert torch.equal(cat_for_conv([low.float().contiguous(), high]), torch.cat([low.float().contiguous(), high], 1))
+    with speed.autocast(CPU, "bf16"):
+        fused = cat_for_conv([low, high])
+        assert fused.dtype == torch.bfloat16 and fused.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(fused.float(), torch.cat([low, high], 1).to(torch.bfloat16).float())
+        conv = torch.nn.Conv2d(12, 3, 1)
+        torch.testing.assert_close(conv(fused), conv(torch.cat([low, high], 1)))
