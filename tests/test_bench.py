@@ -11,7 +11,7 @@ import torch
 from conftest import REPO
 
 from seggallery.bench.config import parse_size
-from seggallery.bench.measure import peak_tflops
+from seggallery.bench.measure import CPU_INSTRUCTIONS, peak_tflops
 from seggallery.cli import main
 
 
@@ -76,7 +76,7 @@ def test_bench_command_writes_every_field(fake_weights, tmp_path, capsys):
     fake_weights("lraspp_mobilenet_v3_large")
     out = tmp_path / "bench.json"
     code = main(["bench", "--models", "lraspp_mobilenet_v3_large", "--sizes", "64,96x64", "--device", "cpu",
-                 "--repeat", "2", "--batch", "2", "--precision", "bf16", "--served", "--json", str(out)])
+                 "--repeat", "2", "--batch", "2", "--precision", "bf16", "--served", "--no-time-choices", "--json", str(out)])
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "lraspp_mobilenet_v3_large" in printed and f"wrote {out}" in printed and "Compare of" in printed
@@ -84,6 +84,8 @@ def test_bench_command_writes_every_field(fake_weights, tmp_path, capsys):
     result = json.loads(out.read_text())
 
     assert result["machine"]["device"] == "cpu" and result["settings"]["repeat"] == 2
+    assert result["machine"]["cpu"] and set(result["machine"]["cpu_instructions"]) <= set(CPU_INSTRUCTIONS)
+    assert f"machine: {result['machine']['cpu']}" in printed
     (row,) = result["models"]
     assert set(row["cold_ms"]) == {"import", "load", "optimize", "precision_check", "total"}
     assert row["cold_ms"]["load"] > 0 and row["weights_mb"] > 0
@@ -91,6 +93,8 @@ def test_bench_command_writes_every_field(fake_weights, tmp_path, capsys):
     assert row["precision_check"]["precision"] == "bf16" and 0 <= row["precision_check"]["agreement"] <= 1
     assert row["channels_last"] is True
     assert row["host_syncs_per_predict"]["count"] == 1
+    dilated = row["dilated_convolutions"]  # MobileNetV3's last stage is dilated (torchvision's segmentation setting)
+    assert dilated["rewritable"] > 0 and sum(dilated["choices"].values()) >= dilated["rewritable"]
     sizes = {entry["size"]: entry for entry in row["sizes"]}
     assert sizes.keys() == {"64", "96x64"}
     assert sizes["96x64"]["input_hw"] == [64, 96]

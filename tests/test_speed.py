@@ -149,7 +149,7 @@ def test_catalog_precision_limit_needs_a_known_value_and_a_reason():
 
 def test_optimize_converts_convolutions_and_inputs_to_channels_last():
     segmenter = ToySegmenter(toy_spec(), torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3, padding=1), confident_model()), CPU)
-    optimiser.optimise(segmenter, SpeedOptions(precision="fp32"))
+    optimiser.optimise(segmenter, SpeedOptions(precision="fp32", time_choices=False))
     assert segmenter.tuning.channels_last and segmenter.tuning.optimised
     assert segmenter.module[0].weight.is_contiguous(memory_format=torch.channels_last)
     inputs = optimiser.prepare_inputs(segmenter, segmenter.preprocess(colour_blocks()))
@@ -166,14 +166,14 @@ def test_plain_options_change_nothing():
 
 def test_models_without_convolutions_keep_their_layout():
     segmenter = ToySegmenter(toy_spec(), torch.nn.Identity(), CPU)
-    optimiser.optimise(segmenter, SpeedOptions(precision="fp32"))
+    optimiser.optimise(segmenter, SpeedOptions(precision="fp32", time_choices=False))
     assert not segmenter.tuning.channels_last
 
 
 def test_reduced_precision_is_kept_where_the_mask_agrees(tmp_path):
     store = speed.PrecisionChecks(tmp_path / "checks.json")
     segmenter = ToySegmenter(toy_spec(), confident_model(), CPU)
-    optimiser.optimise(segmenter, SpeedOptions(precision="bf16"))
+    optimiser.optimise(segmenter, SpeedOptions(precision="bf16", time_choices=False))
     assert segmenter.tuning.pending_precision == "bf16" and segmenter.tuning.precision == "fp32"
     optimiser.verify_precision(segmenter, colour_blocks(), store=store)
     assert segmenter.tuning.precision == "bf16"
@@ -187,7 +187,7 @@ def test_reduced_precision_is_kept_where_the_mask_agrees(tmp_path):
 def test_reduced_precision_falls_back_to_fp32_below_the_threshold(tmp_path):
     store = speed.PrecisionChecks(tmp_path / "checks.json")
     segmenter = ToySegmenter(toy_spec(), near_tie_model(), CPU)
-    optimiser.optimise(segmenter, SpeedOptions(precision="bf16"))
+    optimiser.optimise(segmenter, SpeedOptions(precision="bf16", time_choices=False))
     optimiser.verify_precision(segmenter, colour_blocks(), store=store)
     assert segmenter.tuning.precision == "fp32"
     assert segmenter.tuning.precision_check["agreement"] < speed.AGREEMENT_THRESHOLD
@@ -200,15 +200,15 @@ def test_reduced_precision_falls_back_to_fp32_below_the_threshold(tmp_path):
 def test_a_stored_check_is_reused_for_the_same_weights_only(tmp_path):
     store = speed.PrecisionChecks(tmp_path / "checks.json")
     first = ToySegmenter(toy_spec(), near_tie_model(), CPU)
-    optimiser.optimise(first, SpeedOptions(precision="bf16"))
+    optimiser.optimise(first, SpeedOptions(precision="bf16", time_choices=False))
     optimiser.verify_precision(first, colour_blocks(), store=store)
     same = ToySegmenter(toy_spec(), near_tie_model(), CPU)
-    optimiser.optimise(same, SpeedOptions(precision="bf16"))
+    optimiser.optimise(same, SpeedOptions(precision="bf16", time_choices=False))
     optimiser.verify_precision(same, colour_blocks(), store=store)
     assert same.forward_calls == 0, "the stored verdict is used without running the model"
     assert same.tuning.precision == "fp32" and same.tuning.precision_check["source"].startswith("stored in")
     other = ToySegmenter(toy_spec(), confident_model(), CPU)  # other weights: measured afresh
-    optimiser.optimise(other, SpeedOptions(precision="bf16"))
+    optimiser.optimise(other, SpeedOptions(precision="bf16", time_choices=False))
     optimiser.verify_precision(other, colour_blocks(), store=store)
     assert other.forward_calls == 2 and other.tuning.precision == "bf16"
 
@@ -216,7 +216,7 @@ def test_a_stored_check_is_reused_for_the_same_weights_only(tmp_path):
 def test_catalog_opt_out_keeps_fp32_and_says_why():
     spec = toy_spec(precision="fp32", precision_reason="fp16 overflows in the attention logits")
     segmenter = ToySegmenter(spec, confident_model(), CPU)
-    optimiser.optimise(segmenter, SpeedOptions(precision="bf16"))
+    optimiser.optimise(segmenter, SpeedOptions(precision="bf16", time_choices=False))
     assert segmenter.tuning.pending_precision is None and segmenter.tuning.precision == "fp32"
     assert "fp16 overflows in the attention logits" in segmenter.predict(colour_blocks()).precision_note
 
@@ -242,7 +242,7 @@ class FlattensChannelsFirst(torch.nn.Module):
 @pytest.mark.parametrize("check", [True, False])
 def test_a_model_that_breaks_when_optimised_runs_plain_instead(tmp_path, check):
     segmenter = ToySegmenter(toy_spec(), FlattensChannelsFirst(), CPU)
-    optimiser.optimise(segmenter, SpeedOptions(precision="bf16", check_agreement=check))
+    optimiser.optimise(segmenter, SpeedOptions(precision="bf16", check_agreement=check, time_choices=False))
     optimiser.verify_precision(segmenter, colour_blocks(), store=speed.PrecisionChecks(tmp_path / "checks.json"))
     prediction = segmenter.predict(colour_blocks())
     assert prediction.precision == "fp32" and not segmenter.tuning.channels_last
@@ -284,7 +284,7 @@ def test_outputs_go_back_to_fp32_whatever_their_container():
 
 def test_engine_optimises_and_reports_what_ran(fake_weights, photo):
     fake_weights("lraspp_mobilenet_v3_large")
-    engine = Engine(device=CPU, options=SpeedOptions(precision="bf16"))
+    engine = Engine(device=CPU, options=SpeedOptions(precision="bf16", time_choices=False))
     result = engine.run(photo, "lraspp_mobilenet_v3_large")
     assert isinstance(result, Prediction), getattr(result, "reason", "")
     segmenter, _ = engine.segmenter("lraspp_mobilenet_v3_large")
@@ -338,7 +338,7 @@ def only_lraspp_cached(monkeypatch, tmp_path):
 
 
 def test_preloaded_models_are_checked_on_first_use(only_lraspp_cached, photo):
-    engine = Engine(device=CPU, options=SpeedOptions(precision="bf16"))
+    engine = Engine(device=CPU, options=SpeedOptions(precision="bf16", time_choices=False))
     failures = engine.preload(["lraspp_mobilenet_v3_large", "fcn_resnet101"])
     assert [f.spec.id for f in failures] == ["fcn_resnet101"]  # no weights for it in this cache
     segmenter, load_ms = engine.segmenter("lraspp_mobilenet_v3_large", verify=False)  # look without checking
@@ -399,7 +399,7 @@ def test_zerogpu_runs_the_compare_in_one_gpu_call_without_callbacks(fake_spaces,
 
 def test_zerogpu_never_compiles(fake_spaces):
     segmenter = ToySegmenter(toy_spec(), confident_model(), CPU)
-    optimiser.optimise(segmenter, SpeedOptions(precision="fp32", compile=True))
+    optimiser.optimise(segmenter, SpeedOptions(precision="fp32", compile=True, time_choices=False))
     assert not segmenter.tuning.compiled
 
 

@@ -21,14 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..catalog import CATALOG_DIR
 from ..runtime import speed
-from ..runtime.devices import device_name
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
+from ..runtime.devices import device_name, synchronize
 
 
 def timed_ms(device: torch.device, fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -186,13 +179,42 @@ def peak_tflops(device: torch.device, precision: str) -> tuple[float | None, str
     return None, f"n/a: {name} is not in gpu_peaks.toml"
 
 
+# The instruction sets that decide which kernels run (bf16 and int8 tiles, bf16 dot products, AVX-512, AVX2).
+CPU_INSTRUCTIONS = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512_fp16", "avx512_f", "avx512_vnni", "avx2")
+
+
+def cpu_model() -> str:
+    """The CPU's model name as the OS reports it ("Intel(R) Xeon(R) Processor", "AMD EPYC 9R14 ...")."""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_instructions() -> list[str]:
+    """Which of CPU_INSTRUCTIONS this CPU has, as torch detects them."""
+    capabilities = getattr(torch.cpu, "get_capabilities", None)
+    found = capabilities() if capabilities is not None else {}
+    return [name for name in CPU_INSTRUCTIONS if found.get(name)]
+
+
+def machine_line(info: dict) -> str:
+    """One line naming the machine a measurement comes from, for tables and the README."""
+    cpu = f"{info['cpu']} ({', '.join(info['cpu_instructions']) or 'no AVX2'}), {info['cpu_count']} logical CPUs"
+    return f"{info['gpu']} GPU; {cpu}" if "gpu" in info else cpu
+
+
 def device_info(device: torch.device) -> dict:
     info = {
         "device": device_name(device),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
+        "cpu_instructions": cpu_instructions(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_native_bf16": speed.cpu_has_native_bf16(),
         "torch_threads": torch.get_num_threads(),

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from ..backends import backend, load_segmenter
 from ..catalog import get_spec
-from ..runtime import optimiser, speed
+from ..runtime import fastconv, optimiser, speed
 from ..runtime.engine import Engine
 from ..runtime.results import describe_failure
 from ..runtime.segmenter import Segmenter
@@ -107,6 +107,8 @@ def bench_model(model_id: str, config: BenchConfig, photo: np.ndarray, engine: E
             torch.cuda.empty_cache() if device.type == "cuda" else None
         except Exception as error:  # noqa: BLE001 - e.g. a ViT that only takes its training size
             row["sizes"].append({"size": size_label(size), "error": f"{type(error).__name__}: {str(error)[:300]}"})
+    row["dilated_convolutions"] = {"rewritable": segmenter.tuning.dilated_taps,
+                                   "choices": fastconv.choices_made(segmenter.module)}
     if device.type == "cuda":
         segmenter.predict(photo)  # cuDNN autotuning for the photo's shape happens before counting
     syncs, calls = count_host_syncs(device, lambda: segmenter.predict(photo))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from .measure import machine_line
+
 
 def format_table(result: dict) -> str:
     """The benchmark as a fixed-width text table."""
     header = (f"{'model':<28} {'size':>8} {'prec':>5} {'load s':>7} {'plain p50':>10} {'opt p50':>9} {'opt p90':>9} "
               f"{'speedup':>7} {'agree %':>8} {'img/s':>7} {'GFLOPs':>7} {'TFLOP/s':>8} {'% peak':>7} {'peak MB':>8}")
     lines = [f"SegGallery benchmark on {result['machine']['device']} (torch {result['machine']['torch']}), "
-             f"repeat {result['settings']['repeat']}, photo {result['settings']['photo']}", header, "-" * len(header)]
+             f"repeat {result['settings']['repeat']}, photo {result['settings']['photo']}",
+             f"machine: {machine_line(result['machine'])}", header, "-" * len(header)]
     for row in result["models"]:
         if "error" in row:
             lines.append(f"{row['id']:<28} FAILED: {row['error'][:100]}")

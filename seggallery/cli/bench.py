@@ -50,6 +50,10 @@ def add_arguments(parser) -> None:
                         help="keep the reduced precision even where its mask disagrees with fp32 (to time it; "
                              "the agreement is still reported)")
     parser.add_argument("--no-channels-last", action="store_true", help="keep the upstream memory layout")
+    parser.add_argument("--no-fast-convolutions", action="store_true",
+                        help="CPU: keep the library's convolutions as they are (no kept autocast weights, no dilated taps)")
+    parser.add_argument("--no-time-choices", action="store_true",
+                        help="with the precision check, do not also time plain fp32 against the tuned runs")
     parser.add_argument("--compile", action="store_true", help="torch.compile the optimised model (first call compiles)")
     parser.add_argument("--compare-models", type=model_ids, default=None,
                         help="models of the end-to-end Compare timing (default: the first three of --models)")
@@ -75,7 +79,8 @@ def run(args) -> int:
         print(f"bench: {error}", file=sys.stderr)
         return 2
     options = SpeedOptions(precision=args.precision, channels_last=not args.no_channels_last, compile=args.compile,
-                           check_agreement=not args.no_precision_check)
+                           check_agreement=not args.no_precision_check, fast_convolutions=not args.no_fast_convolutions,
+                           time_choices=not args.no_time_choices)
     config = BenchConfig(
         models=args.models, sizes=args.sizes or [None], device=device, repeat=args.repeat, warmup=args.warmup,
         batch=args.batch, options=options, compare_models=[] if args.no_compare else args.compare_models,

@@ -33,6 +33,13 @@ def device_name(device: torch.device) -> str:
     return device.type
 
 
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
 class StepTimer:
     """Milliseconds per pipeline step. On CUDA it records events and synchronises once, at the end."""
 

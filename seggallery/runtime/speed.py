@@ -48,6 +48,8 @@ class SpeedOptions:
     channels_last: bool = True
     compile: bool = False  # torch.compile: large speed-ups, but a long first call per input shape
     check_agreement: bool = True  # compare with fp32 on a calibration photo before trusting a reduced precision
+    fast_convolutions: bool = True  # CPU: autocast weights cast once; dilated convolutions as taps where faster
+    time_choices: bool = True  # with the check: time plain fp32 and the tuned runs, keep the fastest that agrees
 
     def __post_init__(self):
         if self.precision not in ("auto", *PRECISIONS):
@@ -62,6 +64,8 @@ class SpeedOptions:
             channels_last=_flag("SEGGALLERY_CHANNELS_LAST", True),
             compile=_flag("SEGGALLERY_COMPILE", False),
             check_agreement=_flag("SEGGALLERY_PRECISION_CHECK", True),
+            fast_convolutions=_flag("SEGGALLERY_FAST_CONVOLUTIONS", True),
+            time_choices=_flag("SEGGALLERY_TIME_CHOICES", True),
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import ConvBNReLU, DecodeHead
+from .common import ConvBNReLU, DecodeHead, cat_for_conv
 
 
 class ASPPHead(DecodeHead):
@@ -30,7 +30,7 @@ class ASPPHead(DecodeHead):
 
     def aspp(self, x: torch.Tensor) -> torch.Tensor:
         pooled = self.resize(self.image_pool(x), x.shape[2:])
-        return self.bottleneck(torch.cat([pooled, *(branch(x) for branch in self.aspp_modules)], dim=1))
+        return self.bottleneck(cat_for_conv([pooled, *(branch(x) for branch in self.aspp_modules)]))
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         return self.conv_seg(self.aspp(features[-1]))

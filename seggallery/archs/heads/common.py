@@ -12,6 +12,24 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def cat_for_conv(maps: list[torch.Tensor]) -> torch.Tensor:
+    """torch.cat(maps, dim=1) for a convolution to read, exactly as that convolution would see it.
+
+    Under autocast the convolution casts its input to the autocast dtype anyway; concatenating bf16 maps with
+    fp32 ones (upsampled branches) would first build the whole concatenation in fp32 and then cast it, about a
+    sixth of a PSPNet's time on a CPU. Each map is cast first instead (the same values) and put in the first
+    map's memory layout, so the concatenation is one copy in the layout the convolution wants.
+    """
+    first = maps[0]
+    device = first.device.type
+    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+    layout = torch.channels_last if first.dim() == 4 and first.is_contiguous(memory_format=torch.channels_last) \
+        and not first.is_contiguous() else torch.contiguous_format
+    if dtype is None and layout == torch.contiguous_format:
+        return torch.cat(maps, dim=1)
+    return torch.cat([m.to(dtype=dtype or m.dtype, memory_format=layout) for m in maps], dim=1)
+
+
 class ConvBNReLU(nn.Module):
     """conv (no bias) -> BatchNorm -> ReLU: mmcv's ConvModule with norm_cfg=BN."""
 

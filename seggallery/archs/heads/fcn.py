@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import ConvBNReLU, DecodeHead
+from .common import ConvBNReLU, DecodeHead, cat_for_conv
 
 
 class FCNHead(DecodeHead):
@@ -22,4 +22,4 @@ class FCNHead(DecodeHead):
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         x = features[-1]
-        return self.conv_seg(self.conv_cat(torch.cat([x, self.convs(x)], dim=1)))
+        return self.conv_seg(self.conv_cat(cat_for_conv([x, self.convs(x)])))

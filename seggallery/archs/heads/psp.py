@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import ConvBNReLU, DecodeHead
+from .common import ConvBNReLU, DecodeHead, cat_for_conv
 
 
 class PyramidPooling(nn.ModuleList):
@@ -40,4 +40,4 @@ class PSPHead(DecodeHead):
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         x = features[-1]
-        return self.conv_seg(self.bottleneck(torch.cat([x, *self.psp_modules(x)], dim=1)))
+        return self.conv_seg(self.bottleneck(cat_for_conv([x, *self.psp_modules(x)])))

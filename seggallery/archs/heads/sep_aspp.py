@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from .aspp import ASPPHead
-from .common import ConvBNReLU, DepthwiseSeparableConv
+from .common import ConvBNReLU, DepthwiseSeparableConv, cat_for_conv
 
 
 class DepthwiseSeparableASPPHead(ASPPHead):
@@ -37,5 +37,5 @@ class DepthwiseSeparableASPPHead(ASPPHead):
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         context = self.aspp(features[-1])
         low_level = self.c1_bottleneck(features[0])
-        fused = torch.cat([self.resize(context, low_level.shape[2:]), low_level], dim=1)
+        fused = cat_for_conv([self.resize(context, low_level.shape[2:]), low_level])
         return self.conv_seg(self.sep_bottleneck(fused))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import ConvBNReLU, DecodeHead
+from .common import ConvBNReLU, DecodeHead, cat_for_conv
 from .psp import PyramidPooling
 
 
@@ -32,10 +32,10 @@ class UPerHead(DecodeHead):
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         top = features[-1]
         laterals = [conv(f) for conv, f in zip(self.lateral_convs, features)]
-        laterals.append(self.bottleneck(torch.cat([top, *self.psp_modules(top)], dim=1)))
+        laterals.append(self.bottleneck(cat_for_conv([top, *self.psp_modules(top)])))
         for i in range(len(laterals) - 1, 0, -1):  # top-down: coarse context flows into finer levels
             laterals[i - 1] = laterals[i - 1] + self.resize(laterals[i], laterals[i - 1].shape[2:])
         levels = [conv(lateral) for conv, lateral in zip(self.fpn_convs, laterals)] + [laterals[-1]]
         size = levels[0].shape[2:]
-        fused = torch.cat([levels[0], *(self.resize(level, size) for level in levels[1:])], dim=1)
+        fused = cat_for_conv([levels[0], *(self.resize(level, size) for level in levels[1:])])
         return self.conv_seg(self.fpn_bottleneck(fused))
