@@ -86,7 +86,7 @@ class Segmenter:
 def upsample_argmax(
     logits: torch.Tensor,
     size: tuple[int, int],
-    chunk: int = 16,
+    chunk: int = 8,
     *,
     via: tuple[int, int] | None = None,
     align_corners: bool = False,
@@ -96,6 +96,8 @@ def upsample_argmax(
     Classes are resized a chunk at a time while a running maximum is kept, so a 150-class model on a
     large photo needs memory for `chunk` full-size channels instead of C; the result is identical to
     resizing all channels at once (each channel is interpolated independently, first maximum wins).
+    Eight at a time stays in the CPU's caches: 150 ADE20K classes from 64 x 86 through 512 x 683 to
+    1024 x 768 took 246 ms against 363 ms sixteen at a time on the 2-vCPU Intel Xeon (bench, README).
     `via` resizes to that size first (mmseg goes through the network input's size on its way to the
     image's); `align_corners` is F.interpolate's, as the checkpoint's config sets it.
     """
