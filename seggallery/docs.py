@@ -14,6 +14,11 @@ def _metric_text(spec) -> str:
     return f"{value} mIoU ({metric['dataset']})" if value is not None else metric["dataset"]
 
 
+def licence_text(spec) -> str:
+    """The weights' licence, with a bold warning when it does not allow commercial use."""
+    return f"{spec.license} · **{spec.licence_note}**" if spec.licence_note else spec.license
+
+
 def model_table_markdown() -> str:
     lines = [
         "| id | model | family | labels | weights | published | licence | paper |",
@@ -22,7 +27,7 @@ def model_table_markdown() -> str:
     for spec in catalog().values():
         lines.append(
             f"| `{spec.id}` | {spec.name} | {spec.family} | {spec.labels} | {describe_source(spec)} | "
-            f"{_metric_text(spec)} | {spec.license} | [paper]({spec.paper}) |"
+            f"{_metric_text(spec)} | {licence_text(spec)} | [paper]({spec.paper}) |"
         )
     return "\n".join(lines)
 

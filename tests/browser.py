@@ -92,6 +92,33 @@ def save_compare_view(page, path: Path) -> None:
     page.screenshot(path=str(path), full_page=True, clip=clip, **options)
 
 
+def tile_boxes(page) -> dict[str, list[dict]]:
+    """Bounding boxes (x, y, width, height) of the visible grid, and of its tiles' picture blocks and images."""
+    return page.evaluate("""() => {
+        const box = el => { const r = el.getBoundingClientRect(); return {x: r.x, y: r.y, width: r.width, height: r.height}; };
+        const shown = sel => [...document.querySelectorAll(sel)].filter(el => el.offsetParent !== null).map(box);
+        return {grid: shown('.sg-grid'), photo: shown('.block.sg-photo'), overlays: shown('.block.sg-overlay'),
+                photo_img: shown('.block.sg-photo img'), overlay_imgs: shown('.block.sg-overlay img')};
+    }""")
+
+
+def horizontal_scrolls(page) -> list[str]:
+    """What scrolls sideways: the page itself, or any element wider inside than it is (a table in its wrapper)."""
+    return page.evaluate("""() => {
+        const found = [];
+        const root = document.scrollingElement;
+        if (root.scrollWidth > root.clientWidth + 1) found.push(`page: ${root.scrollWidth} > ${root.clientWidth}`);
+        for (const el of document.querySelectorAll('body *')) {
+            if (el.offsetParent === null || el.clientWidth === 0) continue;
+            const style = getComputedStyle(el);
+            if (!['auto', 'scroll'].includes(style.overflowX)) continue;
+            if (el.scrollWidth > el.clientWidth + 1)
+                found.push(`${el.tagName.toLowerCase()}.${[...el.classList].join('.')} in #${el.closest('[id]')?.id}: ${el.scrollWidth} > ${el.clientWidth}`);
+        }
+        return found;
+    }""")
+
+
 @contextlib.contextmanager
 def serve_app(timeout_s: float = 180):
     """`python app.py` on a free 127.0.0.1 port; yields its URL."""

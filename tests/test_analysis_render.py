@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from seggallery.catalog import get_spec, label_set
-from seggallery.evidence.areas import area_table, class_areas
+from seggallery.evidence.areas import OTHER, area_shares, area_table, class_areas
 from seggallery.pictures.files import mask_png
 from seggallery.pictures.legends import legend_html, with_legend
 from seggallery.pictures.overlays import colorize, overlay
@@ -44,6 +44,45 @@ def test_area_table_merges_rows_of_models_that_share_a_label_set():
     assert by_key[("person", "ade20k150")][6:8] == [100.0, 16]  # same name, other label set: own row
     for column in (2, 4, 6):
         assert sum(r[column] for r in rows) == pytest.approx(100.0)
+
+
+def test_area_shares_give_the_top_classes_in_percent_and_the_rest_as_other():
+    """The Compare tab's table: % only, classes by their largest share, the top N, then "other"."""
+    voc = np.repeat(np.arange(21, dtype=np.int32), 5)[None].repeat(4, 0)  # 21 classes, 5 columns each
+    voc[:, :50] = 15  # person: 55 of 105 columns; 11 classes are left (10 ... 20)
+    ade = np.full((4, 105), 12, dtype=np.int32)  # ADE20K 'person', the whole image
+    shares = area_shares([_prediction("fcn_resnet50", voc), _prediction("segformer_b0_ade", ade)], top=5)
+    assert shares.headers() == ["class", "label set", "FCN ResNet-50 %", "SegFormer-B0 ADE20K %"]
+    rows = shares.table()
+    assert [r[0] for r in rows[:2]] == ["person", "person"] and len(rows) == 6
+    assert rows[0][1:] == ["ade20k150", None, 100.0]  # ADE20K's person: not a class of VOC's label set
+    assert rows[1][1:] == ["voc21", pytest.approx(100 * 55 / 105, abs=0.01), None]  # same name, other label set: own row
+    assert rows[-1][0] == f"{OTHER} (7 classes)" and rows[-1][1] == ""
+    assert rows[-1][2:] == [pytest.approx(100 * 35 / 105, abs=0.01), 0.0]
+    for column in (2, 3):
+        assert sum(r[column] or 0.0 for r in rows) == pytest.approx(100.0, abs=0.02)
+    largest = [max(v for v in r[2:] if v is not None) for r in rows[:-1]]
+    assert largest == sorted(largest, reverse=True)
+    assert area_shares([_prediction("fcn_resnet50", voc)], top=50).other is None  # nothing left over: no "other" row
+
+
+def test_stacked_area_chart_shows_the_tables_numbers():
+    from seggallery.pictures.charts import stacked_area_chart
+
+    a = np.zeros((4, 4), dtype=np.int32)
+    a[:1] = 15
+    b = np.full((4, 4), 7, dtype=np.int32)
+    shares = area_shares([_prediction("fcn_resnet50", a), _prediction("deeplabv3_resnet50", b)])
+    figure = stacked_area_chart(shares)
+    axes = figure.axes[0]
+    assert [t.get_text() for t in axes.get_yticklabels()] == ["FCN ResNet-50", "DeepLabV3 ResNet-50"]
+    per_model = [0.0, 0.0]
+    for bar in axes.patches:
+        per_model[round(bar.get_y() + bar.get_height() / 2)] += bar.get_width()
+    assert per_model == [pytest.approx(100.0), pytest.approx(100.0)], "each model's bar is its whole image"
+    legend = [t.get_text() for t in axes.get_legend().get_texts()]
+    assert legend == [row.name for row in shares.rows]
+    assert stacked_area_chart(area_shares([])) is None
 
 
 def test_overlay_blends_photo_and_colours():

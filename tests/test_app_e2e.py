@@ -18,7 +18,7 @@ def client(app_server):
 
 def _compare(client, models):
     outputs = client.predict(handle_file(str(PHOTO)), models, 0.5, api_name="/compare")
-    status, *rest = outputs
+    status, photo, *rest = outputs  # photo: the photo tile's picture
     slots = [rest[i : i + 3] for i in range(0, 3 * 6, 3)]
     areas, timings, report = rest[18:]
     return status, slots, areas, timings, report
@@ -39,7 +39,7 @@ def test_compare_three_models_end_to_end(client, app_server):
         assert sum(c["percent"] for c in model["classes"]) == pytest.approx(100.0, abs=1e-3)
         assert sum(c["pixels"] for c in model["classes"]) == width * height
         assert all(model["timings_ms"][step] > 0 for step in ("preprocess", "forward", "postprocess", "total"))
-    assert len(areas["headers"]) == 2 + 2 * 3
+    assert len(areas["headers"]) == 2 + 3, "class, label set and one % column per model (pixels are in the ZIP)"
     assert [row[0] for row in timings["data"]] == [m["name"] for m in report["models"]]
 
 
@@ -78,3 +78,46 @@ def test_a_file_that_is_not_an_image_gets_a_clear_message(client, tmp_path):
     # PhotoInput hands the upload to SegGallery's decoder (no decoding by Gradio), which answers in the status
     outputs = client.predict(handle_file(str(bogus)), ["lraspp_mobilenet_v3_large"], 0.5, api_name="/compare")
     assert "cannot be used" in outputs[0] and "image" in outputs[0].lower()
+
+
+def test_area_table_reads_at_a_glance(client, app_server):
+    """% only, a column per model, classes by their largest share, at most the top N and an "other" row."""
+    from seggallery.evidence.areas import OTHER, TOP_CLASSES
+
+    models = list(app_server.models_with_weights)
+    _, _, areas, _, report = _compare(client, models)
+    names = [m["name"] for m in report["models"]]
+    assert areas["headers"] == ["class", "label set", *(f"{name} %" for name in names)]
+    rows = areas["data"]
+    classes = [row for row in rows if not str(row[0]).startswith(OTHER)]
+    assert 1 <= len(classes) <= TOP_CLASSES and len(rows) <= TOP_CLASSES + 1
+    largest = [max(float(v) for v in row[2:] if v not in (None, "")) for row in classes]
+    assert largest == sorted(largest, reverse=True), "classes ordered by the largest share any model gives them"
+    found = {(m["name"], c["name"]): c["percent"] for m in report["models"] for c in m["classes"]}
+    for column, name in enumerate(names, start=2):
+        assert sum(float(row[column]) for row in rows) == pytest.approx(100.0, abs=0.05), "each model's column adds up to 100%"
+        for row in classes:
+            assert float(row[column]) == pytest.approx(found.get((name, row[0]), 0.0), abs=0.006), "the report's numbers"
+    distinct = {c["name"] for m in report["models"] for c in m["classes"]}
+    assert (len(distinct) > TOP_CLASSES) == any(str(row[0]).startswith(OTHER) for row in rows)
+
+
+def test_tables_are_hidden_until_a_comparison_fills_them(client):
+    """No empty table (Gradio's "1 2 3" placeholder headers) before the first Compare: their group starts hidden."""
+    config = client.config
+    components = {c["id"]: c for c in config["components"]}
+    parents = {}
+
+    def walk(node, parent=None):
+        parents[node["id"]] = parent
+        for child in node.get("children", []):
+            walk(child, node["id"])
+
+    walk(config["layout"])
+    for elem_id in ("sg-areas", "sg-timings", "sg-area-bars"):
+        component = next(c for c in components.values() if c.get("props", {}).get("elem_id") == elem_id)
+        ancestors, node = [], parents[component["id"]]
+        while node is not None:
+            ancestors.append(components.get(node, {}).get("props", {}))
+            node = parents[node]
+        assert any(props.get("visible") is False for props in ancestors), f"{elem_id} is hidden before a comparison"

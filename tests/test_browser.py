@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from browser import chromium_page, chromium_path, run_compare, save_compare_view
+from browser import chromium_page, chromium_path, horizontal_scrolls, run_compare, save_compare_view, tile_boxes
 from conftest import EXAMPLES, REPO
 
 PHOTO = EXAMPLES / "street-city.jpg"
@@ -80,4 +80,62 @@ def test_compare_in_a_real_browser(app_server, browser_page):
     expect(preset).to_have_value(next(iter(presets())))  # the default preset, whose models just ran
     page.locator(".token button, .token .token-remove").last.click()
     expect(preset).to_have_value("", timeout=20_000)
+    assert page.uncaught == [], f"uncaught errors in the page: {page.uncaught}"
+
+
+# Three models with fake weights and three without (their tiles show the faded photo and the failure), interleaved
+GRID_MODELS = ["LR-ASPP MobileNetV3-Large", "FCN ResNet-101", "FCN ResNet-50", "DeepLabV3 ResNet-101",
+               "DeepLabV3 ResNet-50", "DeepLabV3 MobileNetV3-Large"]
+
+
+def _even_grid(page, tiles: int, per_row: int) -> str:
+    """The photo and overlay tiles are all the same size, `per_row` to a row, and nothing scrolls sideways."""
+    boxes = tile_boxes(page)
+    pictures = boxes["photo"] + boxes["overlays"]
+    assert len(boxes["photo"]) == 1 and len(pictures) == tiles, boxes
+    for key in ("width", "height"):
+        sizes = [box[key] for box in pictures]
+        assert max(sizes) - min(sizes) <= 1, f"tiles of unequal {key}: {sizes}"
+    images = boxes["photo_img"] + boxes["overlay_imgs"]
+    assert len(images) == tiles and max(i["height"] for i in images) - min(i["height"] for i in images) <= 1, images
+    rows = sorted({round(box["y"]) for box in pictures})
+    assert len(rows) == -(-tiles // per_row), f"{tiles} tiles, {per_row} per row: rows at {rows}"
+    first_row = [box for box in pictures if round(box["y"]) == rows[0]]
+    assert len(first_row) == min(tiles, per_row)
+    width, grid = page.viewport_size["width"], boxes["grid"][0]["width"]
+    assert grid > 0.75 * width, f"the grid is {grid:.0f} px wide on a {width} px page"
+    if tiles >= per_row:  # a full row fills the grid's width
+        spread = max(b["x"] + b["width"] for b in first_row) - min(b["x"] for b in first_row)
+        assert spread > grid - 2, f"a full row spans {spread:.0f} of the grid's {grid:.0f} px"
+    scrolls = horizontal_scrolls(page)
+    if per_row == 1:  # on a phone, a table of eight columns may scroll inside its own box; the page may not
+        scrolls = [s for s in scrolls if s.startswith("page")]
+    assert scrolls == [], f"sideways scrolling at {width} px: {scrolls}"
+    return f"{tiles} tiles of {pictures[0]['width']:.0f}x{pictures[0]['height']:.0f} px in {len(rows)} rows at {width} px"
+
+
+def test_overlays_form_an_even_grid_for_one_to_six_models(app_server, browser_page):
+    """Issue 15, point 1: 1-6 overlays (and the photo tile) always the same size, three to a row at 1400 px, two
+    on a narrow page, one on a phone; no sideways scrolling, also of the tables."""
+    page = browser_page
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.goto(app_server.url, wait_until="domcontentloaded")
+    page.get_by_role("button", name="Compare", exact=True).wait_for(timeout=60_000)
+    for elem_id in ("sg-areas", "sg-area-bars", "sg-timings"):  # nothing to show yet: no "1 2 3" placeholder headers
+        assert not page.locator(f"#{elem_id}").is_visible(), f"#{elem_id} is shown before the first Compare"
+    assert not any(header.is_visible() for header in page.locator("[role=columnheader]").all())
+    seen = []
+    for count in range(1, 7):
+        status = run_compare(page, app_server.url, PHOTO, models=GRID_MODELS[:count])
+        assert f"of {count} models ran" in status, status
+        page.locator(".block.sg-photo img").wait_for(timeout=30_000)
+        page.locator("#sg-area-bars img, #sg-area-bars canvas, #sg-area-bars svg").first.wait_for(timeout=30_000)
+        seen.append(_even_grid(page, count + 1, 3))
+        page.screenshot(path=str(ARTIFACTS / f"browser-grid-{count}.png"), full_page=True)
+    for width, per_row in ((900, 2), (420, 1)):
+        page.set_viewport_size({"width": width, "height": 1000})
+        page.wait_for_timeout(300)
+        seen.append(_even_grid(page, 7, per_row))
+        page.screenshot(path=str(ARTIFACTS / f"browser-grid-6-at-{width}.png"), full_page=True)
+    print("\n" + "\n".join(seen))
     assert page.uncaught == [], f"uncaught errors in the page: {page.uncaught}"

@@ -83,3 +83,42 @@ def test_space_front_matter_lists_the_hub_models():
     front_matter = readme.split("---\n")[1]
     assert "sdk: gradio" in front_matter and "app_file: app.py" in front_matter
     assert space_models_yaml() in front_matter
+
+
+NON_COMMERCIAL = re.compile(r"non[- ]?commercial|research[- ]only|\bNC\b|CC[- ]BY[- ]NC", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.id)
+def test_every_non_commercial_licence_is_marked_in_the_catalog(spec):
+    """The marking is data (commercial_use = false in the entry); a licence text that says non-commercial must have it."""
+    if NON_COMMERCIAL.search(spec.license):
+        assert spec.commercial_use is False, f"{spec.id}: licence {spec.license!r} needs commercial_use = false"
+
+
+def test_models_not_for_commercial_use_say_so_where_they_are_picked_and_listed():
+    from seggallery.explain.card import cards
+    from seggallery.ui.common import model_choices
+    from seggallery.ui.explain import runnable_markdown
+
+    marked = {spec.id for spec in SPECS if not spec.commercial_use}
+    assert {"segformer_b0_ade", "smp_segformer_b0_ade", "smp_segformer_b2_cityscapes"} <= marked
+    labels = dict((model_id, label) for label, model_id in model_choices())
+    for model_id, label in labels.items():
+        assert ("not for commercial use" in label) == (model_id in marked), label
+    table = {line.split(" | ")[0].strip("| `"): line for line in model_table_markdown().splitlines()[2:]}
+    for model_id, line in table.items():
+        assert ("not for commercial use" in line) == (model_id in marked), line
+    listed = "\n".join(runnable_markdown(card) for card in cards().values())
+    for spec in SPECS:
+        line = next((item for item in listed.splitlines() if f"(`{spec.id}`," in item), None)
+        if line is not None:
+            assert ("not for commercial use" in line) == (spec.id in marked), line
+
+
+def test_a_malformed_commercial_use_field_is_refused():
+    from seggallery.catalog import CatalogError, _spec_from_entry
+
+    entry = {key: "x" for key in ("id", "name", "family", "labels", "license", "paper")}
+    entry.update(backend="smp", source={}, preprocess={}, commercial_use="no")
+    with pytest.raises(CatalogError, match="commercial_use must be true or false"):
+        _spec_from_entry(entry)

@@ -15,7 +15,7 @@ from seggallery.report import model_report
 from seggallery.runtime.engine import Engine
 from seggallery.runtime.results import Failure, Prediction
 from seggallery.runtime.segmenter import Segmenter
-from seggallery.ui.compare import slot_caption
+from seggallery.ui.grid import slot_caption
 
 PHOTO = np.random.default_rng(0).integers(0, 255, (256, 320, 3), dtype=np.uint8)
 

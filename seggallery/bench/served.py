@@ -96,7 +96,7 @@ def bench_served(engine: Engine, model_ids: list[str], photo: np.ndarray, repeat
 
 def client_calls(base_url: str, photo: Path, model_ids: list[str], warmup: int, repeat: int) -> list[dict]:
     """The client process's work: `warmup` calls, then `repeat` timed ones, each checked to have run every model."""
-    from ..ui.compare import TIMING_COLUMNS
+    from ..ui.tables import TIMING_COLUMNS
 
     forward = TIMING_COLUMNS.index("forward")
     calls = []

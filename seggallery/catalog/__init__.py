@@ -46,6 +46,7 @@ class ModelSpec:
     preprocess: dict
     license: str
     paper: str
+    commercial_use: bool = True  # False: the weights' licence does not allow commercial use (shown with the model)
     metrics: tuple[dict, ...] = ()
     notes: str = ""  # what sets this checkpoint apart, shown under it in the Explanations tab
     task: str = "semantic"  # semantic (a class per pixel), instance (objects), panoptic (objects + stuff)
@@ -55,6 +56,11 @@ class ModelSpec:
     @property
     def label_set(self) -> LabelSet:
         return label_set(self.labels)
+
+    @property
+    def licence_note(self) -> str:
+        """What the model picker and the model listings add to a model whose weights are not for commercial use."""
+        return "" if self.commercial_use else "weights not for commercial use"
 
 
 class CatalogError(ValueError):
@@ -77,6 +83,8 @@ def _spec_from_entry(entry: dict) -> ModelSpec:
         raise CatalogError(f"{entry['id']}: precision must be one of {', '.join(PRECISION_LIMITS)}, not {precision!r}")
     if precision != "auto" and not entry.get("precision_reason"):
         raise CatalogError(f"{entry['id']}: an entry that limits its precision says why in precision_reason")
+    if not isinstance(entry.get("commercial_use", True), bool):
+        raise CatalogError(f"{entry['id']}: commercial_use must be true or false")
     task = entry.get("task", "semantic")
     if task not in TASKS:
         raise CatalogError(f"{entry['id']}: task must be one of {', '.join(TASKS)}, not {task!r}")
@@ -93,6 +101,7 @@ def _spec_from_entry(entry: dict) -> ModelSpec:
         preprocess=dict(entry["preprocess"]),
         license=entry["license"],
         paper=entry["paper"],
+        commercial_use=entry.get("commercial_use", True),
         metrics=tuple(entry.get("metrics", ())),
         notes=entry.get("notes", ""),
         task=task,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -58,3 +58,57 @@ def area_table(predictions: list[Prediction]) -> tuple[list[str], list[list]]:
             row[3 + 2 * column] = area.pixels
     ordered = sorted(rows.values(), key=lambda row: -max(row[2::2]))
     return headers, ordered
+
+
+TOP_CLASSES = 12  # rows of the readable area table before the "other" row
+OTHER = "other"
+
+
+@dataclass(frozen=True)
+class ShareRow:
+    name: str
+    label_set: str
+    color: tuple[int, int, int]
+    percent: list[float | None]  # per model; None where the class is not in that model's label set
+
+
+@dataclass(frozen=True)
+class AreaShares:
+    """% of the image per class and model, for reading: the `top` classes with the largest share any model
+    gives them, largest first, and the rest of each model's image as one "other" row (pixels: area_table)."""
+
+    models: list[str]
+    rows: list[ShareRow]
+    other: list[float] | None = None  # None when every class found is in `rows`
+    hidden: int = 0  # classes folded into "other"
+    label_sets: list[str] = field(default_factory=list)
+
+    def headers(self) -> list[str]:
+        return ["class", "label set", *(f"{name} %" for name in self.models)]
+
+    def table(self, digits: int = 2) -> list[list]:
+        def cell(value):
+            return None if value is None else round(value, digits)
+
+        rows = [[row.name, row.label_set, *map(cell, row.percent)] for row in self.rows]
+        if self.other is not None:
+            rows.append([f"{OTHER} ({self.hidden} classes)", "", *map(cell, self.other)])
+        return rows
+
+
+def area_shares(predictions: list[Prediction], top: int = TOP_CLASSES) -> AreaShares:
+    label_sets = [p.labels.id for p in predictions]
+    rows: dict[tuple[str, str], ShareRow] = {}
+    for column, prediction in enumerate(predictions):
+        for area in class_areas(prediction.mask, prediction.labels):
+            key = (prediction.labels.id, area.name)
+            if key not in rows:
+                percent = [0.0 if labels == prediction.labels.id else None for labels in label_sets]
+                rows[key] = ShareRow(area.name, prediction.labels.id, area.color, percent)
+            rows[key].percent[column] = area.percent
+    ordered = sorted(rows.values(), key=lambda row: -max(v for v in row.percent if v is not None))
+    shown, rest = ordered[:top], ordered[top:]
+    other = None
+    if rest:
+        other = [max(0.0, 100.0 - sum(row.percent[i] or 0.0 for row in shown)) for i in range(len(predictions))]
+    return AreaShares([p.spec.name for p in predictions], shown, other, len(rest), list(dict.fromkeys(label_sets)))

@@ -10,9 +10,11 @@ import io
 
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from PIL import Image
 
+from ..evidence.areas import AreaShares
 from ..evidence.metrics import Scores
 from ..evidence.taxonomy import coarse_labels, shared_space
 from ..runtime.results import Prediction, Result
@@ -66,6 +68,41 @@ def area_chart(predictions: list[Prediction], top: int = 10) -> Figure | None:
     axes.set_title(f"Area per class ({title})", fontsize=10)
     axes.legend(fontsize=8)
     axes.grid(axis="y", alpha=0.3)
+    return figure
+
+
+OTHER_COLOR = "#c8c8c8"
+
+
+def stacked_area_chart(shares: AreaShares) -> Figure | None:
+    """One bar per model, 100% wide, split into the classes of the readable area table (their overlay colours)
+    and its "other" row: the same numbers as the table."""
+    if not shares.models:
+        return None
+    # constrained layout keeps the model names and the legend inside the figure, however it is saved (gr.Plot
+    # saves it without bbox_inches="tight")
+    figure = Figure(figsize=(9, max(2.6, 0.42 * len(shares.models) + 1.2)), layout="constrained")
+    axes = figure.subplots()
+    y = np.arange(len(shares.models))
+    left = np.zeros(len(shares.models))
+    several = len(shares.label_sets) > 1
+    segments = [(row.name + (f" ({row.label_set})" if several else ""), np.array(row.color) / 255, row.percent) for row in shares.rows]
+    if shares.other is not None:
+        segments.append((f"other ({shares.hidden} classes)", OTHER_COLOR, shares.other))
+    for name, color, percent in segments:
+        values = np.array([v or 0.0 for v in percent])
+        axes.barh(y, values, left=left, color=color, edgecolor="white", linewidth=0.6, label=name)
+        for index, value in enumerate(values):
+            if value >= 7:
+                axes.text(left[index] + value / 2, index, f"{value:.0f}%", ha="center", va="center", fontsize=7,
+                          color="black" if np.mean(to_rgb(color)) > 0.45 else "white")
+        left += values
+    axes.set_yticks(y, shares.models, fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlim(0, 100)
+    axes.set_xlabel("% of the image")
+    axes.set_title("Area per class (largest first; the table's numbers)", fontsize=10)
+    axes.legend(fontsize=7, ncol=1 if len(segments) <= 9 else 2, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     return figure
 
 

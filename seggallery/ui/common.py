@@ -13,7 +13,9 @@ AUTO = "auto"
 
 
 def model_choices() -> list[tuple[str, str]]:
-    return [(f"{spec.name} · {spec.label_set.name.split(' (')[0]}", spec.id) for spec in catalog().values()]
+    """(label, id) per catalog model; the label names the label set and warns of weights not for commercial use."""
+    return [(f"{spec.name} · {spec.label_set.name.split(' (')[0]}" + (f" · ⚠ {spec.licence_note}" if spec.licence_note else ""), spec.id)
+            for spec in catalog().values()]
 
 
 def select_models(model_ids: list[str]) -> list[str]:

@@ -71,6 +71,7 @@ def runnable_markdown(card: Card) -> str:
                 "introduced live on in the runnable ones.")
     live = {spec.id for spec in probed_models(card.families)}
     items = [f"- {spec.name} (`{spec.id}`, {spec.label_set.name.split(' (')[0]})" + (" · live view" if spec.id in live else "")
+             + (f" · ⚠ **{spec.licence_note}** ({spec.license})" if spec.licence_note else "")
              + (f"  \n  <small>{spec.notes}</small>" if spec.notes else "") for spec in models]
     return f"**Runnable here ({len(models)}):**\n" + "\n".join(items)
 
