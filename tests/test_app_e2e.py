@@ -121,3 +121,47 @@ def test_tables_are_hidden_until_a_comparison_fills_them(client):
             ancestors.append(components.get(node, {}).get("props", {}))
             node = parents[node]
         assert any(props.get("visible") is False for props in ancestors), f"{elem_id} is hidden before a comparison"
+
+
+def test_the_slider_shows_any_two_pictures_of_the_comparison(tmp_path, app_server):
+    """/slider after /compare, in one session: the photo against a model's overlay, two overlays, the ground truth;
+    bad choices and no comparison get a message, not a traceback."""
+    from seggallery.catalog import get_spec, label_set
+    from seggallery.images import load_image
+    from seggallery.pictures.overlays import overlay
+    from seggallery.runtime.engine import Engine
+
+    fresh = Client(app_server.url, verbose=False)  # its own session: nothing compared yet
+    status, pair = fresh.predict("Photo", "x", 0.5, None, "auto", api_name="/slider")
+    assert status.startswith("Compare first") and pair is None
+
+    first, second = app_server.models_with_weights[:2]
+    _compare(fresh, [first, second])
+    names = [get_spec(model_id).name for model_id in (first, second)]
+    photo = load_image(PHOTO).pixels
+    status, pair = fresh.predict("Photo", names[0], 0.5, None, "auto", api_name="/slider")
+    assert names[0] in status
+    left, right = (np.asarray(Image.open(side), dtype=np.int16) for side in _slider_files(pair))
+    prediction = Engine().run(photo, first)  # the same weights and plain fp32 path as the server
+    assert np.abs(left - photo).mean() < 2 and np.abs(right - overlay(photo, prediction.mask, prediction.labels, 0.5)).mean() < 2
+
+    status, pair = fresh.predict(names[0], names[1], 0.5, None, "auto", api_name="/slider")
+    assert pair is not None and "right: **" + names[1] in status
+
+    truth = np.zeros(photo.shape[:2], np.uint8)
+    truth[: photo.shape[0] // 2] = 15  # person above, background below
+    Image.fromarray(truth).save(tmp_path / "truth.png")
+    status, pair = fresh.predict("Ground truth", names[0], 0.5, handle_file(str(tmp_path / "truth.png")), "voc21",
+                                 api_name="/slider")
+    left, _ = (np.asarray(Image.open(side), dtype=np.int16) for side in _slider_files(pair))
+    assert np.abs(left - overlay(photo, truth.astype(np.int32), label_set("voc21"), 0.5)).mean() < 2
+
+    for bad in ("Ground truth", "not a model"):  # no mask uploaded / not in this comparison
+        status, pair = fresh.predict(bad, names[0], 0.5, None, "auto", api_name="/slider")
+        assert status.startswith("**This slider cannot be shown:**") and pair is None
+
+
+def _slider_files(pair) -> list[str]:
+    """The two files of an ImageSlider value as gradio_client returns it."""
+    sides = pair if isinstance(pair, (list, tuple)) else [pair[key] for key in sorted(pair) if key != "type"]
+    return [side["path"] if isinstance(side, dict) else side for side in sides]

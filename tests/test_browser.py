@@ -139,3 +139,19 @@ def test_overlays_form_an_even_grid_for_one_to_six_models(app_server, browser_pa
         page.screenshot(path=str(ARTIFACTS / f"browser-grid-6-at-{width}.png"), full_page=True)
     print("\n" + "\n".join(seen))
     assert page.uncaught == [], f"uncaught errors in the page: {page.uncaught}"
+
+
+def test_the_slider_in_a_real_browser(app_server, browser_page):
+    """After a Compare, the Slider section shows the photo and the first model's overlay, one over the other."""
+    page = browser_page
+    status = run_compare(page, app_server.url, PHOTO)
+    assert "3 of 3 models ran" in status, status
+    page.get_by_text("Slider: two pictures one over the other").click()
+    pictures = page.locator("#sg-slider img")
+    pictures.first.wait_for(state="visible", timeout=60_000)
+    page.wait_for_function("() => [...document.querySelectorAll('#sg-slider img')].filter(i => i.complete && i.naturalWidth > 100).length >= 2",
+                           timeout=60_000)
+    sizes = [pictures.nth(i).evaluate("img => [img.naturalWidth, img.naturalHeight]") for i in range(pictures.count())]
+    assert len({tuple(size) for size in sizes if size[0] > 100}) == 1, f"both sides are the photo's size: {sizes}"
+    assert "Left: **Photo**" not in page.locator("body").inner_text()  # the status is rendered Markdown
+    assert "Left: Photo" in page.locator("body").inner_text()

@@ -21,6 +21,7 @@ from .evidence import build_evidence_sections
 from .grid import build_grid, photo_picture, show_photo_tile, slot_updates
 from .inputs import PhotoInput, upload_name
 from .resident import build_resident_panel
+from .slider import build_slider
 from .tables import area_bars, build_tables, table_updates
 
 SESSION_TTL_S = 30 * 60  # a session's last comparison (photo + masks, for the opacity slider) is freed after this
@@ -71,10 +72,11 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
                 status = gr.Markdown(elem_id="sg-status")
         (photo_column, photo_tile), slot_outputs = build_grid()
         tables, areas, bars, timings = build_tables()
+        session = gr.State(None, time_to_live=SESSION_TTL_S)
+        wire_slider = build_slider(session, opacity)  # laid out here, wired once the mask upload exists
         resident, refresh_resident = build_resident_panel(engine)
         with gr.Accordion("Report (JSON, same as `python -m seggallery compare` writes)", open=False):
             report = gr.JSON(label="report")
-        session = gr.State(None, time_to_live=SESSION_TTL_S)
 
         def compare(photo_path, model_ids, opacity_value, progress=gr.Progress(track_tqdm=True)):
             def fail(message: str):
@@ -121,5 +123,6 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
         opacity.release(redraw, inputs=[session, opacity], outputs=slot_outputs, api_name=False)
         preset.change(preset_models, inputs=[preset], outputs=[models], api_name=False)
         models.input(preset_of, inputs=[models], outputs=[preset], api_name=False)  # user edits only, not preset fills
-        build_evidence_sections(session, photo, opacity, compare_event)
+        mask_file, mask_labels = build_evidence_sections(session, photo, opacity, compare_event)
+        wire_slider(compare_event, mask_file, mask_labels)
     return models

@@ -164,8 +164,9 @@ def export_zip(comparison, truth: GroundTruth | None, opacity: float, image_name
     return zip_path
 
 
-def build_evidence_sections(session: gr.State, photo: gr.Image, opacity: gr.Slider, compare_event) -> None:
-    """Lay out the sections below the Compare tab's results and update them after each comparison."""
+def build_evidence_sections(session: gr.State, photo: gr.Image, opacity: gr.Slider, compare_event) -> tuple[gr.File, gr.Dropdown]:
+    """Lay out the sections below the Compare tab's results and update them after each comparison; returns the
+    mask upload and its label-set picker (the slider shows the ground truth too)."""
     with gr.Accordion("Ground truth: upload the photo's label mask to see which model is right where", open=False):
         with gr.Row():
             mask_file = gr.File(label="Label mask of this photo (PNG of class ids, a VOC palette PNG, or the label set's colours)",
@@ -216,3 +217,4 @@ def build_evidence_sections(session: gr.State, photo: gr.Image, opacity: gr.Slid
     mask_file.change(update, inputs=inputs, outputs=outputs, api_name=False)
     mask_labels.change(update, inputs=inputs, outputs=outputs, api_name=False)
     opacity.release(export_only, inputs=inputs, outputs=[download], api_name=False)
+    return mask_file, mask_labels
