@@ -10,8 +10,11 @@ def _metric_text(spec) -> str:
     if not spec.metrics:
         return "–"
     metric = spec.metrics[0]
-    value = metric.get("miou")
-    return f"{value} mIoU ({metric['dataset']})" if value is not None else metric["dataset"]
+    if metric.get("miou") is not None:
+        return f"{metric['miou']} mIoU ({metric['dataset']})"
+    if metric.get("mask_ap") is not None:  # instance models: COCO box and mask AP
+        return f"{metric['box_ap']} box AP, {metric['mask_ap']} mask AP ({metric['dataset']})"
+    return metric["dataset"]
 
 
 def licence_text(spec) -> str:

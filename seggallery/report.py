@@ -17,8 +17,10 @@ from . import __version__
 from .evidence.agreement import Agreement, TruthComparison, agreement, compare_to_truth
 from .evidence.areas import area_table, class_areas
 from .evidence.groundtruth import GroundTruth
+from .evidence.instances import instance_id_map, instances_report
 from .images import LoadedImage
 from .pictures.files import mask_png, save_png
+from .pictures.instances import instance_id_png, instance_overlay
 from .pictures.legends import with_legend
 from .pictures.overlays import colorize, overlay
 from .runtime.results import Failure, Prediction, Result
@@ -29,7 +31,7 @@ STEP_COLUMNS = ("load", "preprocess", "forward", "postprocess", "total")
 def model_report(result: Result, truth: TruthComparison | None = None) -> dict:
     """One model's entry of report.json."""
     spec = result.spec
-    entry = {"id": spec.id, "name": spec.name, "family": spec.family, "label_set": spec.labels}
+    entry = {"id": spec.id, "name": spec.name, "family": spec.family, "task": spec.task, "label_set": spec.labels}
     if isinstance(result, Failure):
         return {**entry, "error": result.reason, "fix": result.fix}
     areas = class_areas(result.mask, result.labels)
@@ -50,6 +52,8 @@ def model_report(result: Result, truth: TruthComparison | None = None) -> dict:
     if result.confidence is not None:
         entry["mean_confidence"] = round(float(result.confidence.mean()), 6)
         entry["mean_normalised_entropy"] = round(float(result.entropy.mean()), 6)
+    if result.instances is not None:  # instance models: their objects; `classes` above is their semantic reading
+        entry["instances"] = instances_report(result.instances, result.labels)
     if truth is not None:
         entry["ground_truth"] = truth.to_dict()
     return entry
@@ -90,7 +94,8 @@ def write_outputs(out_dir: Path, image: LoadedImage, results: list[Result], imag
                   truth: GroundTruth | None = None, agreed: Agreement | None = None) -> dict:
     """Per model <id>_overlay.png (with a legend), <id>_mask.png (indexed: pixel = class id) and
     <id>_color.png (the label set's colours); with a ground truth also <id>_correct.png (green right,
-    red wrong). For all: report.json, areas.csv, models.csv (timings, published and measured metrics)
+    red wrong). Instance models also get <id>_instances_overlay.png (each object its colour, box, class and
+    score), <id>_instances.png (pixel = object id, 0 = none; the ids of <id>_instances.json) and that JSON. For all: report.json, areas.csv, models.csv (timings, published and measured metrics)
     and, with a ground truth, per_class_iou.csv; with two or more models disagreement.png."""
     from .pictures.maps import correctness_image, disagreement_image
 
@@ -103,6 +108,8 @@ def write_outputs(out_dir: Path, image: LoadedImage, results: list[Result], imag
         save_png(with_legend(picture, areas, title=result.spec.name), out_dir / f"{result.spec.id}_overlay.png")
         save_png(mask_png(result.mask, result.labels), out_dir / f"{result.spec.id}_mask.png")
         save_png(colorize(result.mask, result.labels), out_dir / f"{result.spec.id}_color.png")
+        if result.instances is not None:
+            write_instances(out_dir, image, result, opacity)
         comparison = comparisons.get(result.spec.id)
         if comparison is not None and comparison.comparable:
             save_png(correctness_image(image.pixels, comparison.correct), out_dir / f"{result.spec.id}_correct.png")
@@ -117,6 +124,17 @@ def write_outputs(out_dir: Path, image: LoadedImage, results: list[Result], imag
     if comparisons:
         _write_csv(out_dir / "per_class_iou.csv", *per_class_table(results, comparisons))
     return report
+
+
+def write_instances(out_dir: Path, image: LoadedImage, result: Prediction, opacity: float = 0.5) -> None:
+    """An instance model's object files: the overlay, the id map PNG and the JSON that names its ids."""
+    model_id = result.spec.id
+    save_png(instance_overlay(image.pixels, result.instances, result.labels, opacity=opacity),
+             out_dir / f"{model_id}_instances_overlay.png")
+    save_png(instance_id_png(instance_id_map(result.instances)), out_dir / f"{model_id}_instances.png")
+    described = {"model": model_id, "label_set": result.spec.labels, "id_map": f"{model_id}_instances.png",
+                 **instances_report(result.instances, result.labels)}
+    (out_dir / f"{model_id}_instances.json").write_text(json.dumps(described, indent=2))
 
 
 def models_table(results: list[Result], comparisons: dict[str, TruthComparison]) -> tuple[list[str], list[list]]:

@@ -15,7 +15,8 @@ from seggallery.catalog import catalog, get_spec
 from seggallery.runtime.engine import Engine
 from seggallery.runtime.results import Prediction
 
-TORCHVISION_IDS = [spec.id for spec in catalog().values() if spec.backend == "torchvision"]
+TORCHVISION_IDS = [spec.id for spec in catalog().values() if spec.backend == "torchvision" and spec.task == "semantic"]
+# (the instance models, Mask R-CNN: tests/test_backend_torchvision_instances.py)
 
 
 def upstream_mask(model_id: str, png_path) -> np.ndarray:

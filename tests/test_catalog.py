@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from torchvision.models import detection as tv_detection
 from torchvision.models import segmentation as tv_segmentation
 
 from seggallery.backends.torchvision import weights_enum
@@ -43,7 +44,7 @@ def test_hub_entries_are_pinned_or_say_why_not(spec):
         f"{spec.id}: revision {revision!r} is neither a full commit SHA nor explained by unpinned_reason")
 
 
-@pytest.mark.parametrize("spec", [s for s in SPECS if s.backend == "torchvision"], ids=lambda s: s.id)
+@pytest.mark.parametrize("spec", [s for s in SPECS if s.backend == "torchvision" and s.task == "semantic"], ids=lambda s: s.id)
 def test_torchvision_entries_match_the_weights_metadata(spec):
     weights = weights_enum(spec)
     assert callable(getattr(tv_segmentation, spec.source["builder"]))
@@ -56,6 +57,20 @@ def test_torchvision_entries_match_the_weights_metadata(spec):
     assert spec.metrics[0]["pixel_accuracy"] == published["pixel_acc"]
     names = ["background" if n == "__background__" else n for n in weights.meta["categories"]]
     assert list(spec.label_set.names) == names
+
+
+@pytest.mark.parametrize("spec", [s for s in SPECS if s.backend == "torchvision" and s.task == "instance"], ids=lambda s: s.id)
+def test_torchvision_instance_entries_match_the_weights_metadata(spec):
+    weights = weights_enum(spec)
+    assert callable(getattr(tv_detection, spec.source["builder"]))
+    assert type(weights.transforms()).__name__ == "ObjectDetection"
+    transform = getattr(tv_detection, spec.source["builder"])(weights=None, weights_backbone=None).transform
+    assert spec.preprocess["mean"] == list(transform.image_mean) and spec.preprocess["std"] == list(transform.image_std)
+    assert (spec.preprocess["min_size"], spec.preprocess["max_size"]) == (transform.min_size[0], transform.max_size)
+    published = weights.meta["_metrics"]["COCO-val2017"]
+    assert (spec.metrics[0]["box_ap"], spec.metrics[0]["mask_ap"]) == (published["box_map"], published["mask_map"])
+    assert spec.labels == "coco80"
+    assert list(spec.label_set.names) == ["background"] + [n for n in weights.meta["categories"][1:] if n != "N/A"]
 
 
 @pytest.mark.parametrize("label_set_id", label_set_ids())

@@ -130,6 +130,10 @@ EXPECTED = {
         "decode_head.psp_modules.0": (512, 1, 1), "decode_head.psp_modules.3": (512, 6, 6),
         "decode_head.bottleneck": (512, 3, 4), "decode_head.fpn_convs.0": (512, 24, 32),
         "decode_head.fpn_bottleneck": (512, 24, 32), "decode_head.conv_seg": (21, 24, 32)},
+    # Mask R-CNN resizes inside: 96 x 128 -> 800 x 1066, padded to 800 x 1088; the mask head's first RoI
+    "maskrcnn_resnet50_fpn": {
+        "backbone.body.layer4": (2048, 25, 34), "backbone.fpn": (256, 200, 272), "rpn.head.cls_logits": (3, 200, 272),
+        "roi_heads.mask_predictor": (91, 28, 28)},
     "enet_camvid": {
         "initial_block": (16, 48, 64), "downsample1_0": (64, 24, 32), "upsample4_0": (64, 24, 32),
         "upsample5_0": (16, 48, 64), "transposed_conv": (12, 96, 128)},

@@ -13,7 +13,7 @@ import torch
 
 from seggallery.report import model_report
 from seggallery.runtime.engine import Engine
-from seggallery.runtime.results import Failure, Prediction
+from seggallery.runtime.results import Failure, Instances, Prediction
 from seggallery.runtime.segmenter import Segmenter
 from seggallery.ui.grid import slot_caption
 
@@ -77,6 +77,29 @@ def test_retried_at_half_resolution_with_a_note(stand_in):
     # each 2x2 block of the full-size mask is one pixel of the half-size answer
     assert (result.mask[0::2, 0::2] == result.mask[1::2, 1::2]).all()
     assert "ran at 160x128" in slot_caption(result) and model_report(result)["notes"] == result.notes
+
+
+class TinyInstanceSegmenter(TinySegmenter):
+    """The same, answering with one object: the left half of the image it saw, its box in its pixels."""
+
+    def instances(self, outputs, size):
+        mask = np.zeros((1, *size), bool)
+        mask[0, :, : size[1] // 2] = True
+        return Instances(mask, np.array([1]), np.array([0.9]), np.array([[0, 0, size[1] // 2, size[0]]], np.float32))
+
+
+def test_an_instance_model_retried_at_half_resolution_gets_its_objects_at_full_size(stand_in):
+    budgets, forwards, _, _ = stand_in
+    budgets["cpu"] = 200 * 200
+
+    def load(spec, device):
+        return TinyInstanceSegmenter(spec, device, budgets.get(device.type), forwards)
+
+    result = Engine(device=torch.device("cpu"), loader=load).run(PHOTO, "fcn_resnet50")
+    assert forwards == [("cpu", 320 * 256), ("cpu", 160 * 128)]
+    assert result.instances.masks.shape == (1, 256, 320)
+    assert result.instances.masks[0, :, :160].all() and not result.instances.masks[0, :, 160:].any()
+    assert result.instances.boxes.tolist() == [[0, 0, 160, 256]]
 
 
 def test_gpu_out_of_memory_falls_back_to_the_cpu(stand_in):

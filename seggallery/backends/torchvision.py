@@ -1,4 +1,9 @@
-"""torchvision's segmentation models, loaded through its own weights API (torch hub cache, hash-checked)."""
+"""torchvision's models, loaded through its own weights API (torch hub cache, hash-checked).
+
+Semantic segmentation (FCN, DeepLabV3, LR-ASPP) runs here; instance segmentation (Mask R-CNN, catalog
+task "instance") through torchvision_instances.py. Both load the same way: the catalog names the builder
+and the weights enum, torchvision downloads into torch hub's cache and checks the file name's sha256 prefix.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.models import segmentation as tv_segmentation
+import torchvision.models
 from torchvision.transforms import functional as TF
 
 from ..catalog import ModelSpec
 from ..runtime.segmenter import Segmenter
 from . import torchhub, weights
 from .base import UrlFile, WeightFile
+from .torchvision_instances import TorchvisionInstanceSegmenter
 
 
 def weights_enum(spec: ModelSpec):
     """`"FCN_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1"` -> that torchvision Weights member."""
-    enum_name, member = spec.source["weights"].split(".")
-    return getattr(getattr(tv_segmentation, enum_name), member)
+    return torchvision.models.get_weight(spec.source["weights"])
+
+
+def builder(spec: ModelSpec):
+    """The catalog's `builder`, e.g. "fcn_resnet50" -> torchvision.models.segmentation.fcn_resnet50."""
+    return torchvision.models.get_model_builder(spec.source["builder"])
 
 
 def files(spec: ModelSpec) -> list[WeightFile]:
@@ -62,9 +72,11 @@ class TorchvisionSegmenter(Segmenter):
 def build(spec: ModelSpec, device: torch.device) -> Segmenter:
     checkpoint = files(spec)
     (path,) = weights.fetch(checkpoint)
-    builder = getattr(tv_segmentation, spec.source["builder"])
+    build_model = builder(spec)
     # torchvision's own weights API loads the cached file strictly (weights only: see seggallery.safety)
-    model = torchhub.load_repairing(path, lambda: builder(weights=weights_enum(spec)), lambda: weights.fetch(checkpoint),
+    model = torchhub.load_repairing(path, lambda: build_model(weights=weights_enum(spec)), lambda: weights.fetch(checkpoint),
                                     torchhub.name_hash_prefix(path.name))
+    if spec.task == "instance":
+        return TorchvisionInstanceSegmenter(spec, model, device, weights_enum(spec))
     model.aux_classifier = None  # the auxiliary head only helps training: skip it at inference
     return TorchvisionSegmenter(spec, model, device)

@@ -150,9 +150,9 @@ def _input_size(inputs: Any) -> tuple[int, int]:
     candidates = inputs.values() if isinstance(inputs, dict) else [inputs]
     for candidate in candidates:
         tensor = first_tensor(candidate)
-        if tensor is not None and tensor.dim() == 4:
+        if tensor is not None and tensor.dim() in (3, 4):  # a batch, or the first image of a list (detectors)
             return int(tensor.shape[-2]), int(tensor.shape[-1])
-    raise ValueError("the model input holds no image tensor (N x C x H x W)")
+    raise ValueError("the model input holds no image tensor (N x C x H x W, or a list of C x H x W)")
 
 
 def _keep(tensor: torch.Tensor) -> torch.Tensor:
@@ -172,7 +172,7 @@ def capture(segmenter: Segmenter, inputs: Any, probe: Probe) -> tuple[Inside, An
             if threading.get_ident() != owner or (tap.path, tap.take) in kept:
                 return  # another thread's call, or a module that runs twice: keep the first
             tensor = first_tensor(output) if tap.take == "output" else first_tensor([*args, *kwargs.values()])
-            if tensor is not None and tensor.dim() >= 2:
+            if tensor is not None and tensor.dim() >= 2 and len(tensor) > 0:  # (no RoIs: a per-RoI head saw nothing)
                 kept[(tap.path, tap.take)] = _keep(tensor)
         return hook
 

@@ -2,7 +2,7 @@
 
 A large photo or a large model can exhaust the GPU while the other models of a comparison fit. Rather
 than losing that model's column, the engine tries again with less: the same model on the image at half
-size (its mask is scaled back up to the image), then the model loaded on the CPU at full size. Each step
+size (its mask, and an instance model's object masks and boxes, scaled back up to the image), then the model loaded on the CPU at full size. Each step
 is written into the prediction's notes, so the user knows what they are looking at.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .results import Prediction
+from .results import Instances, Prediction
 from .segmenter import Segmenter
 
 CPU = torch.device("cpu")
@@ -81,6 +81,8 @@ def _retry_with_less(load: Load, segmenter: Segmenter, image: np.ndarray):
             release_memory(device)
         else:
             prediction.mask = _nearest(prediction.mask, (width, height))
+            if prediction.instances is not None:
+                prediction.instances = _scaled_instances(prediction.instances, (width, height))
             return prediction, None, (f"ran out of {where} memory at {width}x{height}: "
                                       f"ran at {half[0]}x{half[1]} instead (mask scaled up, coarser edges)")
     if device.type == "cpu":
@@ -91,8 +93,18 @@ def _retry_with_less(load: Load, segmenter: Segmenter, image: np.ndarray):
 
 
 def _nearest(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of a class-id map to (width, height), sampling each target pixel's centre."""
-    height, width = ids.shape
+    """Nearest-neighbour resize of a class-id map (or N such maps) to (width, height), sampling each target
+    pixel's centre."""
+    height, width = ids.shape[-2:]
     rows = np.minimum(((np.arange(size[1]) + 0.5) * height / size[1]).astype(np.int64), height - 1)
     cols = np.minimum(((np.arange(size[0]) + 0.5) * width / size[0]).astype(np.int64), width - 1)
-    return ids[rows[:, None], cols[None, :]]
+    return ids[..., rows[:, None], cols[None, :]]
+
+
+def _scaled_instances(instances: Instances, size: tuple[int, int]) -> Instances:
+    """Objects found on a smaller image, at (width, height): masks by the label map's rule, boxes scaled."""
+    height, width = instances.masks.shape[-2:]
+    boxes = None
+    if instances.boxes is not None:
+        boxes = instances.boxes * np.array([size[0] / width, size[1] / height] * 2, dtype=instances.boxes.dtype)
+    return Instances(_nearest(instances.masks, size), instances.labels, instances.scores, boxes)
