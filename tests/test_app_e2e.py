@@ -165,3 +165,41 @@ def _slider_files(pair) -> list[str]:
     """The two files of an ImageSlider value as gradio_client returns it."""
     sides = pair if isinstance(pair, (list, tuple)) else [pair[key] for key in sorted(pair) if key != "type"]
     return [side["path"] if isinstance(side, dict) else side for side in sides]
+
+
+def test_inspect_answers_what_each_model_says_at_a_point(app_server):
+    """/inspect after /compare: per model the class at the pixel (its label map's) and its top three classes with
+    the probabilities its own scores give there; outside the photo or before a comparison, a message."""
+    import torch
+
+    from seggallery.evidence.inspect import grid_index
+    from seggallery.evidence.uncertainty import class_probabilities
+    from seggallery.images import load_image
+    from seggallery.runtime.engine import Engine
+
+    fresh = Client(app_server.url, verbose=False)
+    message, data = fresh.predict(10, 10, None, "auto", api_name="/inspect")
+    assert message.startswith("Compare first") and data is None
+
+    models = list(app_server.models_with_weights[:2])
+    _compare(fresh, models)
+    photo = load_image(PHOTO).pixels
+    x, y = 700, 500
+    message, data = fresh.predict(x, y, None, "auto", api_name="/inspect")
+    assert (data["x"], data["y"]) == (x, y) and data["truth"] is None
+    assert [entry["id"] for entry in data["models"]] == models
+    engine = Engine()
+    for entry in data["models"]:
+        prediction = engine.run(photo, entry["id"])  # the same weights and plain fp32 path as the server
+        names = prediction.labels.names
+        assert entry["class"] == names[prediction.mask[y, x]].strip() and f"**{entry['class']}**" in message
+        segmenter, _ = engine.segmenter(entry["id"])
+        with torch.inference_mode():
+            probs = class_probabilities(segmenter.class_scores(segmenter.forward(segmenter.preprocess(photo))))
+        cell = probs[:, grid_index(y, photo.shape[0], probs.shape[1]), grid_index(x, photo.shape[1], probs.shape[2])]
+        expected = cell.topk(3)
+        assert [t["class"] for t in entry["top"]] == [names[i].strip() for i in expected.indices.tolist()]
+        assert [t["probability"] for t in entry["top"]] == pytest.approx(expected.values.tolist(), abs=1e-3)
+
+    message, data = fresh.predict(photo.shape[1] + 5, 3, None, "auto", api_name="/inspect")
+    assert message.startswith("**Cannot answer:** the point") and "outside" in message and data is None

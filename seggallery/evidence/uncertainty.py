@@ -30,11 +30,24 @@ def class_probabilities(scores: torch.Tensor) -> torch.Tensor:
     return _sampled(scores[0]).float().softmax(0)
 
 
+TOP_K = 3  # classes kept per pixel for "what does each model say here?"
+
+
 def uncertainty_maps(scores: torch.Tensor) -> torch.Tensor:
     """2 x h x w float32 on the scores' device: confidence, then entropy divided by log(C) so that models
     with different numbers of classes share one scale; both in [0, 1]. It stays on the device, so the
     engine can fetch it together with the mask in the same wait."""
-    probs = class_probabilities(scores)
+    return maps_from_probabilities(class_probabilities(scores))
+
+
+def top_classes(probs: torch.Tensor, k: int = TOP_K) -> tuple[torch.Tensor, torch.Tensor]:
+    """(probabilities, class ids), each k x h x w, of the k most probable classes per pixel of C x h x w probabilities."""
+    top = probs.topk(min(k, probs.shape[0]), dim=0)
+    return top.values, top.indices
+
+
+def maps_from_probabilities(probs: torch.Tensor) -> torch.Tensor:
+    """uncertainty_maps of C x h x w probabilities."""
     confidence = probs.max(0).values
     entropy = -(probs * probs.clamp_min(1e-12).log()).sum(0) / math.log(max(probs.shape[0], 2))
     return torch.stack([confidence, entropy.clamp(0, 1)])

@@ -59,6 +59,8 @@ class Prediction:
     precision_note: str = ""  # why this precision: device, catalog opt-out, measured fp32 agreement
     torch_device: str = "cpu"  # where it ran, as torch names it ("cuda:0"): overlays are composited there
     instances: Instances | None = None  # instance / panoptic tasks: the objects behind `mask`
+    top_class_ids: np.ndarray | None = None  # k x h x w: the k most probable classes, on the grid of `confidence`
+    top_class_probs: np.ndarray | None = None  # k x h x w: their probabilities
 
     @property
     def labels(self) -> LabelSet:

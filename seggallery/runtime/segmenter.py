@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..catalog import LabelSet, ModelSpec
-from ..evidence.uncertainty import uncertainty_maps
+from ..evidence.uncertainty import class_probabilities, maps_from_probabilities, top_classes
 from . import optimiser
 from .devices import StepTimer, device_name
 from .results import Instances, Prediction
@@ -74,13 +74,19 @@ class Segmenter:
         instances = self.instances(outputs, image.shape[:2])
         timer.mark("postprocess")
         scores = self.class_scores(outputs)  # outside the timed steps: not part of segmenting
-        maps = None if scores is None else uncertainty_maps(scores).to("cpu", non_blocking=True)
-        mask_np = mask.to("cpu", torch.int32).numpy()  # the one host sync of this call (it completes `maps`)
+        maps = top = None
+        if scores is not None:
+            probs = class_probabilities(scores)
+            maps = maps_from_probabilities(probs).to("cpu", non_blocking=True)
+            top = [part.to("cpu", non_blocking=True) for part in top_classes(probs)]
+        mask_np = mask.to("cpu", torch.int32).numpy()  # the one host sync of this call (it completes the others)
         timings = timer.finish()
         confidence, entropy = (None, None) if maps is None else maps.numpy()
+        top_probs, top_ids = (None, None) if top is None else (top[0].numpy(), top[1].to(torch.int32).numpy())
         return Prediction(self.spec, mask_np, timings, device_name(self.device), self.tuning.precision, cold=False,
                           confidence=confidence, entropy=entropy, precision_note=self.tuning.precision_note,
-                          torch_device=str(self.device), instances=instances)
+                          torch_device=str(self.device), instances=instances, top_class_ids=top_ids,
+                          top_class_probs=top_probs)
 
 
 def upsample_argmax(

@@ -20,6 +20,7 @@ from .common import MAX_MODELS, example_images, model_choices
 from .evidence import build_evidence_sections
 from .grid import build_grid, photo_picture, show_photo_tile, slot_updates
 from .inputs import PhotoInput, upload_name
+from .inspect import build_inspector
 from .resident import build_resident_panel
 from .slider import build_slider
 from .tables import area_bars, build_tables, table_updates
@@ -71,6 +72,7 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
                 run_button = gr.Button("Compare", variant="primary")
                 status = gr.Markdown(elem_id="sg-status")
         (photo_column, photo_tile), slot_outputs = build_grid()
+        _, _, wire_inspector = build_inspector()
         tables, areas, bars, timings = build_tables()
         session = gr.State(None, time_to_live=SESSION_TTL_S)
         wire_slider = build_slider(session, opacity)  # laid out here, wired once the mask upload exists
@@ -125,4 +127,6 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
         models.input(preset_of, inputs=[models], outputs=[preset], api_name=False)  # user edits only, not preset fills
         mask_file, mask_labels = build_evidence_sections(session, photo, opacity, compare_event)
         wire_slider(compare_event, mask_file, mask_labels)
+        overlay_tiles = slot_outputs[1::4]  # per slot: column, picture, legend, caption
+        wire_inspector(session, [photo_tile, *overlay_tiles], slot_outputs, photo_tile, opacity, mask_file, mask_labels)
     return models

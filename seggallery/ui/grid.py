@@ -12,6 +12,7 @@ import numpy as np
 
 from ..evidence.areas import class_areas
 from ..pictures.legends import legend_html
+from ..pictures.markers import mark_point
 from ..pictures.overlays import overlays
 from ..runtime.results import Failure, Result
 from .common import MAX_MODELS, failure_caption
@@ -43,10 +44,12 @@ def slot_caption(result: Result) -> str:
     return f"**{timing['total']:.0f} ms** on {result.device}, {result.precision}{load} · labels: {result.labels.name}{notes}"
 
 
-def slot_updates(comparison, opacity: float) -> list:
-    """Per slot: column visibility, overlay image, legend HTML, caption."""
+def slot_updates(comparison, opacity: float, point: tuple[int, int] | None = None) -> list:
+    """Per slot: column visibility, overlay image (with `point` marked, when given), legend HTML, caption."""
     results = comparison.results if comparison else []
     pictures = overlays(comparison.image.pixels, results, opacity) if comparison else []
+    if point is not None:
+        pictures = [None if picture is None else mark_point(picture, *point) for picture in pictures]
     placeholder = None
     updates = []
     for index in range(MAX_MODELS):
@@ -65,9 +68,12 @@ def slot_updates(comparison, opacity: float) -> list:
     return updates
 
 
-def photo_picture(comparison) -> str | None:
-    """The photo tile's picture: the photo at the size the models ran on."""
-    return None if comparison is None else for_browser(comparison.image.pixels, "photo")
+def photo_picture(comparison, point: tuple[int, int] | None = None) -> str | None:
+    """The photo tile's picture: the photo at the size the models ran on (with `point` marked, when given)."""
+    if comparison is None:
+        return None
+    photo = comparison.image.pixels
+    return for_browser(photo if point is None else mark_point(photo, *point), "photo")
 
 
 def show_photo_tile(comparison, show: bool) -> gr.Column:
