@@ -43,7 +43,7 @@ def _check_answer(outputs, name: str, size: tuple[int, int]) -> None:
     model = report["models"][0]
     assert model["id"] == MODEL and model["mask_size"] == [size[1], size[0]]
     assert sum(c["pixels"] for c in model["classes"]) == size[0] * size[1]
-    overlay = Image.open(outputs[1]["value"])  # status, then per slot: overlay, legend, caption
+    overlay = Image.open(outputs[2]["value"])  # status, the photo tile, then per slot: overlay, legend, caption
     assert overlay.size == size, f"cross-talk: {name} {size} got an overlay of {overlay.size}"
 
 
