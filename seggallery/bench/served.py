@@ -52,8 +52,8 @@ def served_compare(client: httpx.Client, base_url: str, photo: Path, model_ids: 
     data = [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}, model_ids, 0.5]
     event_id = client.post(f"{api}/call/compare", json={"data": data}).raise_for_status().json()["event_id"]
     outputs = sse_result(client.get(f"{api}/call/compare/{event_id}").raise_for_status().text)
-    for output in outputs:  # the overlays: slot updates whose value is a file
-        value = output.get("value") if isinstance(output, dict) else None
+    for output in outputs:  # the pictures: the photo tile (a file) and the overlays (slot updates whose value is a file)
+        value = output.get("value", output) if isinstance(output, dict) else None
         if isinstance(value, dict) and value.get("url"):
             client.get(value["url"]).raise_for_status()
     return (time.perf_counter() - start) * 1000.0, outputs
