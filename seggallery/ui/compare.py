@@ -31,7 +31,8 @@ SESSION_TTL_S = 30 * 60  # a session's last comparison (photo + masks, for the o
 
 @dataclass
 class Comparison:
-    """What one Compare click produced, kept per session so the opacity slider can redraw without rerunning."""
+    """What one Compare click produced, kept per session so the opacity and score-threshold sliders can redraw
+    without rerunning."""
 
     image: LoadedImage
     results: list[Result]
