@@ -92,6 +92,8 @@ def photo_png(tmp_path_factory, photo) -> Path:
 
 
 APP_MODELS = ("fcn_resnet50", "deeplabv3_resnet50", "lraspp_mobilenet_v3_large")
+# the instance model the app's tests compare (app_instance_model): the smaller Mask R-CNN, a few seconds per photo
+APP_INSTANCE_MODEL = "maskrcnn_resnet50_fpn"
 
 
 @dataclass
@@ -99,6 +101,18 @@ class AppServer:
     url: str
     models_with_weights: tuple[str, ...]
     process: subprocess.Popen
+    torch_home: Path  # the server's TORCH_HOME: app_instance_model links its fake here while the server runs
+
+
+def _link_checkpoint(model_id: str, torch_home: Path) -> None:
+    """The fake checkpoint of a torchvision model, hard-linked into another torch cache."""
+    from seggallery.backends.torchvision import checkpoint_path
+    from seggallery.catalog import get_spec
+
+    source = checkpoint_path(get_spec(model_id))
+    target = torch_home / "hub" / "checkpoints" / source.name
+    if not target.exists():
+        os.link(source, target)
 
 
 def _free_port() -> int:
@@ -110,15 +124,11 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory, fake_weights):
     """`python app.py` serving on 127.0.0.1, with a torch cache that holds fake weights for APP_MODELS only."""
-    from seggallery.backends.torchvision import checkpoint_path
-    from seggallery.catalog import get_spec
-
     torch_home = tmp_path_factory.mktemp("app-torch-home")
     (torch_home / "hub" / "checkpoints").mkdir(parents=True)
     for model_id in APP_MODELS:
         fake_weights(model_id)
-        source = checkpoint_path(get_spec(model_id))
-        os.link(source, torch_home / "hub" / "checkpoints" / source.name)
+        _link_checkpoint(model_id, torch_home)
     port = _free_port()
     env = {**os.environ, "TORCH_HOME": str(torch_home), "GRADIO_SERVER_NAME": "127.0.0.1",
            "GRADIO_SERVER_PORT": str(port), "PYTHONUNBUFFERED": "1"}
@@ -141,13 +151,23 @@ def app_server(tmp_path_factory, fake_weights):
             log.seek(0)
             pytest.fail(f"app.py did not answer on {url} within 180 s:\n{log.read()[-4000:]}")
         time.sleep(0.5)
-    yield AppServer(url, APP_MODELS, process)
+    yield AppServer(url, APP_MODELS, process, torch_home)
     process.terminate()
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
     log.close()
+
+
+@pytest.fixture(scope="session")
+def app_instance_model(app_server, fake_weights) -> str:
+    """APP_INSTANCE_MODEL with fake weights in the running app's cache (written only for the tests that ask: the
+    steered fake runs the detector once to calibrate); its detections on the astronaut photo score from about
+    0.05 to 0.6, about half of them at least 0.5, cars and people (tests/fakes/torchvision.py)."""
+    fake_weights(APP_INSTANCE_MODEL)
+    _link_checkpoint(APP_INSTANCE_MODEL, app_server.torch_home)
+    return APP_INSTANCE_MODEL
 
 
 @pytest.fixture(scope="module")

@@ -114,13 +114,15 @@ def test_tables_are_hidden_until_a_comparison_fills_them(client):
             walk(child, node["id"])
 
     walk(config["layout"])
-    for elem_id in ("sg-areas", "sg-timings", "sg-area-bars"):
+    for elem_id in ("sg-areas", "sg-timings", "sg-area-bars", "sg-objects", "sg-object-counts"):
         component = next(c for c in components.values() if c.get("props", {}).get("elem_id") == elem_id)
         ancestors, node = [], parents[component["id"]]
         while node is not None:
             ancestors.append(components.get(node, {}).get("props", {}))
             node = parents[node]
         assert any(props.get("visible") is False for props in ancestors), f"{elem_id} is hidden before a comparison"
+    threshold = next(c for c in components.values() if c.get("props", {}).get("elem_id") == "sg-threshold")
+    assert threshold["props"]["visible"] is False and threshold["props"]["value"] == 0.5, "until an instance model ran"
 
 
 def test_the_slider_shows_any_two_pictures_of_the_comparison(tmp_path, app_server):
@@ -203,3 +205,108 @@ def test_inspect_answers_what_each_model_says_at_a_point(app_server):
 
     message, data = fresh.predict(photo.shape[1] + 5, 3, None, "auto", api_name="/inspect")
     assert message.startswith("**Cannot answer:** the point") and "outside" in message and data is None
+
+INSTANCE_PHOTO = EXAMPLES / "people-astronaut.jpg"  # where the fake Mask R-CNN finds cars and people above 0.5
+
+
+@pytest.fixture(scope="module")
+def instance_comparison(app_server, app_instance_model):
+    """One Compare of the fake Mask R-CNN beside a semantic model, in its own session, and the same prediction
+    made here: (client, /compare's outputs, the local Prediction, the photo)."""
+    from seggallery.images import load_image
+    from seggallery.runtime.engine import Engine
+
+    session = Client(app_server.url, verbose=False)
+    outputs = session.predict(handle_file(str(INSTANCE_PHOTO)), [app_instance_model, "lraspp_mobilenet_v3_large"], 0.5,
+                              0.5, api_name="/compare")
+    photo = load_image(INSTANCE_PHOTO).pixels
+    return session, outputs, Engine().run(photo, app_instance_model), photo
+
+
+def _instances(client, threshold, opacity=0.5):
+    """/instances: (status, object table, count per class, the six tiles as (image, legend, caption))."""
+    status, objects, counts, *rest = client.predict(threshold, opacity, api_name="/instances")
+    return status, objects, counts, [rest[i : i + 3] for i in range(0, 3 * 6, 3)]
+
+
+def _sent(tile) -> np.ndarray:
+    return np.asarray(Image.open(tile[0]["value"]), dtype=np.int16)
+
+
+def _as_sent(picture: np.ndarray) -> np.ndarray:
+    """A picture as the browser gets it (the app's JPEG): boxes and labels have sharp edges that JPEG blurs."""
+    import io
+
+    from seggallery.pictures.files import display_jpeg
+
+    return np.asarray(Image.open(io.BytesIO(display_jpeg(picture))), dtype=np.int16)
+
+
+def test_an_instance_models_tile_shows_its_objects(instance_comparison):
+    """/compare: the Mask R-CNN tile is the instance overlay (each object its colour, box, "class score"), its
+    legend the count per class; the semantic model beside it keeps its class colours."""
+    from seggallery.evidence.instances import count_per_class, instance_rows
+    from seggallery.pictures.instances import instance_overlay
+    from seggallery.pictures.overlays import overlay
+
+    _, outputs, prediction, photo = instance_comparison
+    status, _, *rest = outputs
+    assert status.startswith("2 of 2 models ran"), status
+    tiles = [rest[i : i + 3] for i in range(0, 3 * 6, 3)]
+    expected = _as_sent(instance_overlay(photo, prediction.instances, prediction.labels, 0.5, 0.5))
+    assert np.abs(_sent(tiles[0]) - expected).mean() < 1, "the tile is the instance overlay at 0.5"
+    semantic = _as_sent(overlay(photo, prediction.mask, prediction.labels, 0.5))
+    assert np.abs(_sent(tiles[0]) - semantic).mean() > 5, "not the semantic reading's colours"
+    legend = tiles[0][1]
+    counts = count_per_class(instance_rows(prediction.instances, prediction.labels, 0.5))
+    assert len(counts) >= 2 and "sg-instance-legend" in legend
+    for name, count in counts.items():
+        assert f"{name} <small>×{count}</small>" in legend
+    assert "sg-instance-legend" not in tiles[1][1] and "sg-swatch" in tiles[1][1]
+    report = rest[-1]
+    assert report["models"][0]["instances"]["count_per_class"] == counts
+
+
+def test_the_score_threshold_redraws_tiles_and_table_without_rerunning(instance_comparison):
+    """/instances(threshold) in the session that compared: the table, the counts and the tiles at that threshold."""
+    from seggallery.evidence.instances import count_per_class, instance_rows
+    from seggallery.pictures.instances import instance_overlay
+
+    session, outputs, prediction, photo = instance_comparison
+    semantic_tile = _sent([outputs[2 + 3]])  # the LR-ASPP tile of /compare
+    for threshold in (0.5, 0.55, 0.0):
+        status, objects, counts, tiles = _instances(session, threshold)
+        rows = instance_rows(prediction.instances, prediction.labels, threshold)
+        assert f"{len(rows)} objects at score ≥ {threshold:.2f}" in status, status
+        assert objects["headers"] == ["model", "object", "class", "score", "pixels", "box (x0, y0, x1, y1)"]
+        assert [row[2] for row in objects["data"]] == [row.name for row in rows]
+        assert [row[3] for row in objects["data"]] == pytest.approx([round(row.score, 3) for row in rows], abs=2e-3)
+        assert [row[4] for row in objects["data"]] == pytest.approx([row.pixels for row in rows], rel=0.01)
+        assert all(len(row[5].split(", ")) == 4 for row in objects["data"])
+        assert {row[1]: row[2] for row in counts["data"]} == count_per_class(rows)
+        expected = _as_sent(instance_overlay(photo, prediction.instances, prediction.labels, threshold, 0.5))
+        assert np.abs(_sent(tiles[0]) - expected).mean() < 1, f"the tile redrawn at {threshold}"
+        assert np.abs(_sent(tiles[1]) - semantic_tile).mean() < 1, "a semantic model's tile does not change"
+    assert len(instance_rows(prediction.instances, prediction.labels, 0.0)) > len(
+        instance_rows(prediction.instances, prediction.labels, 0.55)), "the thresholds tried show different objects"
+    status, objects, _, _ = _instances(session, 0.5, 0.9)  # a new opacity reaches the instance tile too
+    assert "objects at score ≥ 0.50" in status
+
+
+def test_the_instance_view_answers_bad_input_with_a_message(instance_comparison, app_server):
+    """No comparison in this session, no instance model, a threshold outside 0..1 or none: a message, no traceback;
+    and one session's threshold never reaches another's."""
+    session, _, _, _ = instance_comparison
+    fresh = Client(app_server.url, verbose=False)  # its own session: nothing compared yet
+    status, objects, counts, _ = _instances(fresh, 0.5)
+    assert status.startswith("Compare first") and objects["data"] == [] and counts["data"] == []
+    for bad in (1.5, -0.1, None):
+        status, objects, _, _ = _instances(session, bad)
+        assert status.startswith("**The score threshold must be") and objects["data"] == [], status
+    with pytest.raises(Exception, match="greater than maximum value 1"):  # Gradio's own check of the slider
+        fresh.predict(handle_file(str(PHOTO)), ["lraspp_mobilenet_v3_large"], 0.5, 1.5, api_name="/compare")
+    _compare(fresh, ["lraspp_mobilenet_v3_large"])
+    status, objects, _, _ = _instances(fresh, 0.5)
+    assert status.startswith("No instance model in this comparison") and objects["data"] == []
+    status, objects, _, _ = _instances(session, 0.5)  # the other session still has its own comparison
+    assert "objects at score ≥ 0.50" in status and objects["data"]

@@ -183,3 +183,55 @@ def test_point_and_ask_in_a_real_browser(app_server, browser_page):
                            timeout=60_000)  # the tiles were redrawn with the point marked
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "browser-inspect.png"), full_page=True)
+
+INSTANCE_PHOTO = EXAMPLES / "people-astronaut.jpg"  # where the fake Mask R-CNN finds cars and people above 0.5
+
+
+def test_instances_in_a_real_browser(app_server, app_instance_model, browser_page):
+    """Mask R-CNN beside a semantic model: its tile in the even grid with the count per class in its objects'
+    colours, the object table and the score threshold shown; moving the threshold redraws them without a rerun."""
+    import re
+
+    page = browser_page
+    status = run_compare(page, app_server.url, INSTANCE_PHOTO,
+                         models=["Mask R-CNN ResNet-50 FPN · COCO", "LR-ASPP MobileNetV3-Large"])
+    assert "2 of 2 models ran" in status, status
+    page.locator(".block.sg-photo img").wait_for(timeout=30_000)
+    print("\n" + _even_grid(page, 3, 3))
+    legend = page.locator(".sg-instance-legend")
+    legend.wait_for(timeout=30_000)
+    assert legend.locator(".sg-swatch").count() >= 2 and "×" in legend.inner_text()
+    summary = page.locator("#sg-instances-status")
+    summary.get_by_text("objects at score ≥ 0.50").wait_for(timeout=30_000)
+    objects = page.locator("#sg-objects")
+    assert objects.is_visible() and page.locator("#sg-object-counts").is_visible()
+    found = int(re.search(r"(\d+) objects at score ≥ 0\.50", summary.inner_text()).group(1))
+    assert found > 0 and " objects at score ≥ 0.50" in legend.inner_text()
+    cells = objects.get_by_role("gridcell").all_inner_texts()
+    assert any(cell.strip() in ("car", "person") for cell in cells), cells[:12]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser-instances.png"), full_page=True)
+    first_tile = page.locator(".block.sg-overlay img").first.get_attribute("src")
+
+    threshold = page.locator("#sg-threshold input[type=range]")  # a click on its track: the value there, released
+    box = threshold.bounding_box()
+    page.mouse.click(box["x"] + 0.02 * box["width"], box["y"] + box["height"] / 2)
+    page.wait_for_function("() => !document.querySelector('#sg-instances-status').innerText.includes('≥ 0.50')",
+                           timeout=60_000)
+    text = summary.inner_text()
+    value, more = re.search(r"(\d+) objects at score ≥ (0\.\d+)", text).group(2, 1)
+    assert float(value) < 0.5 and int(more) > found, text
+    page.wait_for_function("src => document.querySelector('.block.sg-overlay img').getAttribute('src') !== src",
+                           arg=first_tile, timeout=30_000)
+    assert f"≥ {value}" in legend.inner_text(), "the tile's legend is redrawn at the new threshold"
+    assert "2 of 2 models ran" in page.locator("#sg-status").inner_text(), "no rerun"
+    page.screenshot(path=str(ARTIFACTS / "browser-instances-low-threshold.png"), full_page=True)
+    page.set_viewport_size({"width": 900, "height": 1000})  # a narrow page: two tiles to a row, objects unscrolled
+    page.wait_for_timeout(300)
+    boxes = tile_boxes(page)
+    tiles = boxes["photo"] + boxes["overlays"]
+    assert len({round(box["y"]) for box in tiles}) == 2 and len({round(box["width"]) for box in tiles}) == 1, tiles
+    scrolls = [s for s in horizontal_scrolls(page) if s.startswith("page") or "#sg-object" in s or "#sg-instances" in s]
+    assert scrolls == [], f"sideways scrolling at 900 px: {scrolls}"
+    print(f"browser screenshots: {ARTIFACTS / 'browser-instances.png'}; threshold {value}: {more} objects (was {found})")
+    assert page.uncaught == [], f"uncaught errors in the page: {page.uncaught}"

@@ -59,6 +59,9 @@ def test_an_expired_session_keeps_what_is_shown_when_the_slider_moves():
     redraw = next(fn for fn in app.fns.values() if fn.fn.__name__ == "redraw")
     updates = redraw.fn(None, 0.3)
     assert len(updates) == len(redraw.outputs) and all(u == gr.skip() for u in updates)
+    rethreshold = next(fn for fn in app.fns.values() if fn.fn.__name__ == "rethreshold")  # the score threshold
+    section, status, *rest = rethreshold.fn(None, 0.3, 0.5)
+    assert section == gr.skip() and status.startswith("Compare first") and all(u == gr.skip() for u in rest[2:])
 
 
 def test_the_preset_picker_follows_hand_edits_of_the_models():

@@ -15,6 +15,7 @@ from .compare import build_compare_tab
 from .evaluate import build_evaluate_tab
 from .explain import build_explain_tab
 from .grid import GRID_CSS
+from .instances import INSTANCES_CSS
 from .tables import TABLES_CSS
 
 QUEUE_CONCURRENCY = 2  # Compare events that run at once; more would only compete for the same cores / GPU
@@ -61,4 +62,4 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
     return libc.mallopt(M_ARENA_MAX, arenas) == 1
 
 
-CSS = LEGEND_CSS + GRID_CSS + TABLES_CSS
+CSS = LEGEND_CSS + GRID_CSS + TABLES_CSS + INSTANCES_CSS

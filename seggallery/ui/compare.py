@@ -15,12 +15,14 @@ from ..images import ImageError, LoadedImage, load_image
 from ..report import build_report
 from ..runtime.engine import Engine
 from ..runtime.results import Failure, Prediction, Result
+from ..runtime.semantic_reading import DEFAULT_SCORE_THRESHOLD
 from ..safety import ModelNotAllowed, allowed_spec
 from .common import MAX_MODELS, example_images, model_choices
 from .evidence import build_evidence_sections
 from .grid import build_grid, photo_picture, show_photo_tile, slot_updates
 from .inputs import PhotoInput, upload_name
 from .inspect import build_inspector
+from .instances import build_instance_section, build_threshold_slider, read_threshold
 from .resident import build_resident_panel
 from .slider import build_slider
 from .tables import area_bars, build_tables, table_updates
@@ -30,7 +32,8 @@ SESSION_TTL_S = 30 * 60  # a session's last comparison (photo + masks, for the o
 
 @dataclass
 class Comparison:
-    """What one Compare click produced, kept per session so the opacity slider can redraw without rerunning."""
+    """What one Compare click produced, kept per session so the opacity and score-threshold sliders can redraw
+    without rerunning."""
 
     image: LoadedImage
     results: list[Result]
@@ -68,19 +71,21 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
                 models = gr.Dropdown(choices=model_choices(), value=default_models(), multiselect=True, max_choices=MAX_MODELS,
                                      label=f"Models (up to {MAX_MODELS}, shown in this order)")
                 opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Overlay opacity")
+                threshold = build_threshold_slider()  # shown once a comparison has an instance model
                 show_photo = gr.Checkbox(value=True, label="Show the photo as a tile beside the overlays")
                 run_button = gr.Button("Compare", variant="primary")
                 status = gr.Markdown(elem_id="sg-status")
+        session = gr.State(None, time_to_live=SESSION_TTL_S)
         (photo_column, photo_tile), slot_outputs = build_grid()
         _, _, wire_inspector = build_inspector()
+        wire_instances = build_instance_section(session, threshold, opacity)  # the object table, below the tiles
         tables, areas, bars, timings = build_tables()
-        session = gr.State(None, time_to_live=SESSION_TTL_S)
         wire_slider = build_slider(session, opacity)  # laid out here, wired once the mask upload exists
         resident, refresh_resident = build_resident_panel(engine)
         with gr.Accordion("Report (JSON, same as `python -m seggallery compare` writes)", open=False):
             report = gr.JSON(label="report")
 
-        def compare(photo_path, model_ids, opacity_value, progress=gr.Progress(track_tqdm=True)):
+        def compare(photo_path, model_ids, opacity_value, threshold_value, progress=gr.Progress(track_tqdm=True)):
             def fail(message: str):
                 return [None, message, photo_picture(None), *slot_updates(None, opacity_value), *table_updates([]), None]
 
@@ -88,6 +93,9 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
                 return fail("Upload a photo or pick an example first.")
             if not model_ids:
                 return fail("Pick at least one model.")
+            threshold_value, problem = read_threshold(threshold_value)
+            if threshold_value is None:
+                return fail(problem)
             try:
                 image = load_image(photo_path)
             except ImageError as error:
@@ -108,25 +116,27 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
             failed = sum(isinstance(r, Failure) for r in results)
             notes = "".join(f" {note}." for note in image.notes)
             message = f"{len(results) - failed} of {len(results)} models ran on {image.pixels.shape[1]}x{image.pixels.shape[0]} pixels.{notes}"
-            return [comparison, message, photo_picture(comparison), *slot_updates(comparison, opacity_value),
+            return [comparison, message, photo_picture(comparison), *slot_updates(comparison, opacity_value, threshold_value),
                     *table_updates(results), build_report(image, results, upload_name(photo_path), agreed=comparison.agreed)]
 
-        def redraw(comparison, opacity_value):
+        def redraw(comparison, opacity_value, threshold_value=DEFAULT_SCORE_THRESHOLD):
             if comparison is None:  # nothing compared yet, or the session's state expired: keep what is shown
                 return [gr.skip()] * len(slot_outputs)
-            return slot_updates(comparison, opacity_value)
+            return slot_updates(comparison, opacity_value, threshold_value)
 
         outputs = [session, status, photo_tile, *slot_outputs, tables, areas, timings, report]
-        compare_event = run_button.click(compare, inputs=[photo, models, opacity], outputs=outputs, api_name="compare")
+        compare_event = run_button.click(compare, inputs=[photo, models, opacity, threshold], outputs=outputs, api_name="compare")
         compare_event.then(refresh_resident, outputs=[resident], api_name=False)
         compare_event.then(show_photo_tile, inputs=[session, show_photo], outputs=[photo_column], api_name=False)
         compare_event.then(area_bars, inputs=[session], outputs=[bars], api_name=False)
         show_photo.change(show_photo_tile, inputs=[session, show_photo], outputs=[photo_column], api_name=False)
-        opacity.release(redraw, inputs=[session, opacity], outputs=slot_outputs, api_name=False)
+        opacity.release(redraw, inputs=[session, opacity, threshold], outputs=slot_outputs, api_name=False)
         preset.change(preset_models, inputs=[preset], outputs=[models], api_name=False)
         models.input(preset_of, inputs=[models], outputs=[preset], api_name=False)  # user edits only, not preset fills
         mask_file, mask_labels = build_evidence_sections(session, photo, opacity, compare_event)
         wire_slider(compare_event, mask_file, mask_labels)
+        wire_instances(compare_event, redraw, slot_outputs)
         overlay_tiles = slot_outputs[1::4]  # per slot: column, picture, legend, caption
-        wire_inspector(session, [photo_tile, *overlay_tiles], slot_outputs, photo_tile, opacity, mask_file, mask_labels)
+        wire_inspector(session, [photo_tile, *overlay_tiles], slot_outputs, photo_tile, opacity, threshold, mask_file,
+                       mask_labels)
     return models

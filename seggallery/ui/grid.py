@@ -15,7 +15,9 @@ from ..pictures.legends import legend_html
 from ..pictures.markers import mark_point
 from ..pictures.overlays import overlays
 from ..runtime.results import Failure, Result
+from ..runtime.semantic_reading import DEFAULT_SCORE_THRESHOLD
 from .common import MAX_MODELS, failure_caption
+from .instances import instance_tile
 from .pictures import for_browser
 
 GRID_CSS = """
@@ -44,12 +46,13 @@ def slot_caption(result: Result) -> str:
     return f"**{timing['total']:.0f} ms** on {result.device}, {result.precision}{load} · labels: {result.labels.name}{notes}"
 
 
-def slot_updates(comparison, opacity: float, point: tuple[int, int] | None = None) -> list:
-    """Per slot: column visibility, overlay image (with `point` marked, when given), legend HTML, caption."""
+def slot_updates(comparison, opacity: float, threshold: float = DEFAULT_SCORE_THRESHOLD,
+                 point: tuple[int, int] | None = None) -> list:
+    """Per slot: column visibility, overlay image, legend HTML, caption. An instance model's tile shows its
+    objects scoring at least `threshold`, each in its own colour (ui/instances.py); `point`, when given, is
+    marked on every tile (point and ask, ui/inspect.py)."""
     results = comparison.results if comparison else []
     pictures = overlays(comparison.image.pixels, results, opacity) if comparison else []
-    if point is not None:
-        pictures = [None if picture is None else mark_point(picture, *point) for picture in pictures]
     placeholder = None
     updates = []
     for index in range(MAX_MODELS):
@@ -62,8 +65,13 @@ def slot_updates(comparison, opacity: float, point: tuple[int, int] | None = Non
             updates += [gr.Column(visible=True), gr.Image(value=placeholder, label=f"{result.spec.name}: could not run"),
                         "", slot_caption(result)]
             continue
-        picture = for_browser(pictures[index], f"{result.spec.id}-overlay")
-        legend = legend_html(class_areas(result.mask, result.labels))
+        if result.instances is not None:
+            picture, legend = instance_tile(comparison.image.pixels, result, opacity, threshold)
+        else:
+            picture, legend = pictures[index], legend_html(class_areas(result.mask, result.labels))
+        if point is not None:
+            picture = mark_point(picture, *point)
+        picture = for_browser(picture, f"{result.spec.id}-overlay")
         updates += [gr.Column(visible=True), gr.Image(value=picture, label=result.spec.name), legend, slot_caption(result)]
     return updates
 
