@@ -310,3 +310,39 @@ def test_the_instance_view_answers_bad_input_with_a_message(instance_comparison,
     assert status.startswith("No instance model in this comparison") and objects["data"] == []
     status, objects, _, _ = _instances(session, 0.5)  # the other session still has its own comparison
     assert "objects at score ≥ 0.50" in status and objects["data"]
+
+
+def test_class_focus_dims_everything_but_the_class_on_every_tile(app_server):
+    """/focus after /compare: each tile shows only the chosen class (the rest of the photo at DIM); boundaries
+    only colours outlines; an unknown class or no comparison gets a message."""
+    from seggallery.catalog import label_set
+    from seggallery.images import load_image
+    from seggallery.pictures.focus import DIM
+    from seggallery.runtime.engine import Engine
+
+    fresh = Client(app_server.url, verbose=False)
+    status, *_ = fresh.predict("background", False, 0.5, 0.5, api_name="/focus")
+    assert status.startswith("Compare first")
+
+    models = list(app_server.models_with_weights[:2])
+    _compare(fresh, models)
+    photo = load_image(PHOTO).pixels.astype(np.float32)
+    engine = Engine()
+    masks = [engine.run(photo.astype(np.uint8), model_id).mask for model_id in models]
+    chosen = int(np.bincount(masks[0].ravel()).argmax())  # the first model's largest class (both are VOC models)
+    name = label_set("voc21").names[chosen]
+    status, *slots = fresh.predict(name, False, 0.5, 0.5, api_name="/focus")
+    assert status.startswith(f"Showing **{name}**") and "same name" in status
+    for index, mask in enumerate(masks):
+        tile = np.asarray(Image.open(slots[3 * index]["value"]), dtype=np.float32)  # per slot: picture, legend, caption
+        outside = mask != chosen
+        assert outside.any() and np.abs(tile[outside] - photo[outside] * DIM).mean() < 3
+    status, *slots = fresh.predict("all classes", True, 0.5, 0.5, api_name="/focus")
+    assert status.startswith("Boundaries only")
+    tile = np.asarray(Image.open(slots[0]["value"]), dtype=np.float32)
+    inside = np.ones(masks[0].shape, bool)
+    inside[:-1, :-1] = (masks[0][:-1, :-1] == masks[0][1:, :-1]) & (masks[0][:-1, :-1] == masks[0][:-1, 1:])
+    inside[1:, 1:] &= inside[:-1, :-1]  # away from every outline: the photo itself
+    assert np.abs(tile[inside] - photo[inside]).mean() < 3
+    status, *_ = fresh.predict("unicorn", False, 0.5, 0.5, api_name="/focus")
+    assert status.startswith("**No model found a class 'unicorn'**")

@@ -235,3 +235,24 @@ def test_instances_in_a_real_browser(app_server, app_instance_model, browser_pag
     assert scrolls == [], f"sideways scrolling at 900 px: {scrolls}"
     print(f"browser screenshots: {ARTIFACTS / 'browser-instances.png'}; threshold {value}: {more} objects (was {found})")
     assert page.uncaught == [], f"uncaught errors in the page: {page.uncaught}"
+
+
+def test_class_focus_in_a_real_browser(app_server, browser_page):
+    """Choosing a class in 'Focus on a class' redraws every tile and says how each model matched it."""
+    page = browser_page
+    status = run_compare(page, app_server.url, PHOTO)
+    assert "3 of 3 models ran" in status, status
+    first = page.locator(".sg-overlay img").first
+    before = first.get_attribute("src")
+    picker = page.get_by_label("Focus on a class")
+    picker.click()
+    options = page.get_by_role("option")
+    options.first.wait_for(state="visible")
+    names = [text.strip().splitlines()[-1].strip() for text in options.all_inner_texts() if text.strip()]  # "✓" marks the chosen one
+    choice = next(name for name in names if name != "all classes")
+    options.nth(names.index(choice)).click()
+    page.wait_for_function("(name) => document.body.innerText.includes('Showing ' + name)", arg=choice, timeout=60_000)
+    page.wait_for_function("(old) => document.querySelector('.sg-overlay img').getAttribute('src') !== old", arg=before,
+                           timeout=60_000)
+    page.get_by_label("Boundaries only").check()
+    page.wait_for_function("(name) => document.body.innerText.includes('Showing ' + name)", arg=choice, timeout=60_000)

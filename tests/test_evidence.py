@@ -297,3 +297,23 @@ def test_evaluate_tab_prunes_runs_not_written_for_a_day(tmp_path):
     assert prune_runs(tmp_path) == [old]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["recent", "resumed", "stray.txt"]
     assert prune_runs(tmp_path / "absent") == []
+
+
+def test_class_focus_matches_other_label_sets_through_coarse_classes():
+    from seggallery.catalog import get_spec, label_set
+    from seggallery.evidence.focus import classes_found, focus_for
+    from seggallery.runtime.results import Prediction
+
+    def prediction(model_id, mask):
+        return Prediction(get_spec(model_id), np.asarray(mask, np.int32), {}, "cpu", "fp32", cold=False)
+
+    voc = prediction("fcn_resnet50", [[15, 15, 0, 0]])  # person, background
+    city = prediction("fcn_r50_d8_cityscapes", [[11, 12, 0, 13]])  # person, rider, road, car
+    assert classes_found([voc, city]) == ["background", "person", "road", "rider", "car"]  # largest share first
+    sources = [label_set("voc21"), label_set("cityscapes19")]
+    assert focus_for(city, "person", sources).ids == {11} and focus_for(city, "person", sources).how == "same name"
+    car = focus_for(voc, "car", sources)  # VOC has its own `car`
+    assert car.how == "same name" and car.ids == {7}
+    rider = focus_for(voc, "rider", sources)  # VOC has no rider: its coarse class (person) instead
+    assert rider.ids == {15} and rider.how == "coarse class person"
+    assert focus_for(voc, "road", sources).ids == frozenset()  # VOC names nothing in the road coarse class

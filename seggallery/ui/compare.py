@@ -19,6 +19,7 @@ from ..runtime.semantic_reading import DEFAULT_SCORE_THRESHOLD
 from ..safety import ModelNotAllowed, allowed_spec
 from .common import MAX_MODELS, example_images, model_choices
 from .evidence import build_evidence_sections
+from .focus import build_focus
 from .grid import build_grid, photo_picture, show_photo_tile, slot_updates
 from .inputs import PhotoInput, upload_name
 from .inspect import build_inspector
@@ -37,6 +38,8 @@ class Comparison:
 
     image: LoadedImage
     results: list[Result]
+    focus_class: str | None = None  # class focus (ui/focus.py): the class every tile shows, the rest dimmed
+    outlines: bool = False  # only the regions' outlines instead of their fill
 
     @cached_property
     def agreed(self) -> Agreement | None:
@@ -78,6 +81,7 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
         session = gr.State(None, time_to_live=SESSION_TTL_S)
         (photo_column, photo_tile), slot_outputs = build_grid()
         _, _, wire_inspector = build_inspector()
+        wire_focus = build_focus(session)
         wire_instances = build_instance_section(session, threshold, opacity)  # the object table, below the tiles
         tables, areas, bars, timings = build_tables()
         wire_slider = build_slider(session, opacity)  # laid out here, wired once the mask upload exists
@@ -136,6 +140,7 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
         mask_file, mask_labels = build_evidence_sections(session, photo, opacity, compare_event)
         wire_slider(compare_event, mask_file, mask_labels)
         wire_instances(compare_event, redraw, slot_outputs)
+        wire_focus(compare_event, redraw, [opacity, threshold], slot_outputs)
         overlay_tiles = slot_outputs[1::4]  # per slot: column, picture, legend, caption
         wire_inspector(session, [photo_tile, *overlay_tiles], slot_outputs, photo_tile, opacity, threshold, mask_file,
                        mask_labels)

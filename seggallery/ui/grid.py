@@ -17,6 +17,7 @@ from ..pictures.overlays import overlays
 from ..runtime.results import Failure, Result
 from ..runtime.semantic_reading import DEFAULT_SCORE_THRESHOLD
 from .common import MAX_MODELS, failure_caption
+from .focus import focused_picture
 from .instances import instance_tile
 from .pictures import for_browser
 
@@ -69,6 +70,8 @@ def slot_updates(comparison, opacity: float, threshold: float = DEFAULT_SCORE_TH
             picture, legend = instance_tile(comparison.image.pixels, result, opacity, threshold)
         else:
             picture, legend = pictures[index], legend_html(class_areas(result.mask, result.labels))
+            if comparison.focus_class or comparison.outlines:
+                picture = focused_picture(comparison, result, opacity)
         if point is not None:
             picture = mark_point(picture, *point)
         picture = for_browser(picture, f"{result.spec.id}-overlay")
