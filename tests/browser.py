@@ -80,6 +80,9 @@ def run_compare(page, url: str, photo: Path, timeout_ms: int = 240_000, models: 
     status = page.locator("#sg-status")
     status.get_by_text("models ran").wait_for(timeout=timeout_ms)
     page.locator(".block.sg-caption").last.wait_for(timeout=60_000)
+    # the status line can arrive before the browser has fetched the tiles' pictures: wait for those too
+    page.wait_for_function("() => [...document.querySelectorAll('.sg-overlay img')]"
+                           ".every(img => img.complete && img.naturalWidth > 0)", timeout=60_000)
     return status.inner_text()
 
 

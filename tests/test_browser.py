@@ -44,6 +44,9 @@ def test_compare_in_a_real_browser(app_server, browser_page):
 
     overlays = page.locator(".sg-overlay img")
     assert overlays.count() == 3
+    # the status line can arrive before the browser has fetched the pictures: wait for them (not for ever)
+    page.wait_for_function("() => [...document.querySelectorAll('.sg-overlay img')]"
+                           ".every(img => img.complete && img.naturalWidth > 0)", timeout=60_000)
     for index in range(3):
         natural = overlays.nth(index).evaluate("img => [img.complete, img.naturalWidth, img.naturalHeight]")
         assert natural[0] and natural[1] > 100 and natural[2] > 100, natural
