@@ -115,7 +115,7 @@ def _link_checkpoint(model_id: str, torch_home: Path) -> None:
         os.link(source, target)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -129,7 +129,7 @@ def app_server(tmp_path_factory, fake_weights):
     for model_id in APP_MODELS:
         fake_weights(model_id)
         _link_checkpoint(model_id, torch_home)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "TORCH_HOME": str(torch_home), "GRADIO_SERVER_NAME": "127.0.0.1",
            "GRADIO_SERVER_PORT": str(port), "PYTHONUNBUFFERED": "1"}
     log = open(tmp_path_factory.mktemp("app-log") / "app.log", "w+")

@@ -10,6 +10,7 @@ transformers), from BACKEND_MODULES; adding a library means adding its module th
 from __future__ import annotations
 
 import importlib
+import time
 from functools import cache
 
 import torch
@@ -35,10 +36,19 @@ def files(spec: ModelSpec) -> list[WeightFile]:
 
 
 def load_segmenter(spec: ModelSpec, device: torch.device) -> Segmenter:
-    """The plain Segmenter of a catalog entry (its files fetched on first use)."""
+    """The plain Segmenter of a catalog entry. Files not yet cached are fetched first, and the time that took
+    is kept as the segmenter's `download_ms`, so that a first use can say what was download and what loading."""
     check_catalog_spec(spec)
-    _check_origins(files(spec))
-    return backend(spec).build(spec, device)
+    entry_files = files(spec)
+    _check_origins(entry_files)
+    download_ms = None
+    if not weights.is_cached(entry_files):
+        start = time.perf_counter()
+        weights.fetch(entry_files)
+        download_ms = (time.perf_counter() - start) * 1000.0
+    segmenter = backend(spec).build(spec, device)
+    segmenter.download_ms = download_ms
+    return segmenter
 
 
 def is_cached(spec: ModelSpec) -> bool:

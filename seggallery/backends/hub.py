@@ -12,6 +12,7 @@ from pathlib import Path
 from huggingface_hub import hf_hub_download, try_to_load_from_cache
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
+from ..runtime.download_progress import ReportingTqdm
 from ..runtime.results import WeightsUnavailable
 from ..safety import check_hub_name
 from . import integrity
@@ -42,6 +43,6 @@ def fetch_file(repo: str, revision: str, name: str, repo_type: str = "model") ->
 
 def _hf_download(repo: str, revision: str, name: str, repo_type: str) -> Path:
     try:
-        return Path(hf_hub_download(repo, name, revision=revision, repo_type=repo_type))
+        return Path(hf_hub_download(repo, name, revision=revision, repo_type=repo_type, tqdm_class=ReportingTqdm))
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as error:
         raise WeightsUnavailable(f"{repo}@{revision[:8]}/{name}: {type(error).__name__}: {error}") from error

@@ -19,11 +19,17 @@ from urllib.parse import urlparse
 import torch
 
 from .. import safety
+from ..runtime.download_progress import ReportingTqdm
 from ..runtime.results import WeightsUnavailable
 from . import integrity
 
 T = TypeVar("T")
 LOAD_ERRORS = (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError)
+
+# torch.hub.download_url_to_file draws its bar with its module's `tqdm` and takes no bar class: ours is
+# that bar plus a report to whoever waits for the file (runtime/download_progress.py); without a listener
+# it is plain tqdm.
+torch.hub.tqdm = ReportingTqdm
 
 
 def file_name(url: str) -> str:

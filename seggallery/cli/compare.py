@@ -26,7 +26,7 @@ def run(args) -> int:
     from ..report import write_outputs
     from ..runtime.devices import pick_device
     from ..runtime.engine import Engine
-    from ..runtime.results import Failure
+    from ..runtime.results import Failure, first_use_summary
 
     if args.mask is not None and len(args.images) != 1:
         print("--mask goes with a single image (use `python -m seggallery eval` for folders)", file=sys.stderr)
@@ -67,6 +67,6 @@ def run(args) -> int:
                 scored = next(m for m in report["models"] if m["id"] == result.spec.id).get("ground_truth", {})
                 score = f", mIoU {scored['mean_iou']:.3f} vs the mask" if scored.get("mean_iou") is not None else ""
                 print(f"{result.spec.id}: {timing['total']:.0f} ms on {result.device} ({result.precision})"
-                      + (f", loaded in {timing['load']:.0f} ms" if result.cold else "") + score)
+                      + (f", {first_use_summary(timing)}" if result.cold else "") + score)
         print(f"wrote {out_dir}")
     return 1 if failures else 0

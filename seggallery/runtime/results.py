@@ -43,13 +43,21 @@ class Instances:
                          None if self.boxes is None else self.boxes[keep])
 
 
+def first_use_summary(timings_ms: dict[str, float]) -> str:
+    """What a cold call spent before running: 'weights downloaded in 12.3 s, loaded in 850 ms'."""
+    parts = [f"weights downloaded in {timings_ms['download'] / 1000:.1f} s"] if "download" in timings_ms else []
+    if "load" in timings_ms:
+        parts.append(f"loaded in {timings_ms['load']:.0f} ms")
+    return ", ".join(parts)
+
+
 @dataclass
 class Prediction:
     """One model's answer for one image: a label map at the image's size plus how it was obtained."""
 
     spec: ModelSpec
     mask: np.ndarray  # H x W, int32 class ids of spec.label_set
-    timings_ms: dict[str, float]  # preprocess / forward / postprocess / total (+ load on a cold call)
+    timings_ms: dict[str, float]  # preprocess / forward / postprocess / total (+ download and load on a cold call)
     device: str
     precision: str
     cold: bool  # the model was loaded (and maybe downloaded) during this call

@@ -31,6 +31,7 @@ class Segmenter:
         self.device = device
         self.module = module.eval().to(device)
         self.tuning = optimiser.Tuning()
+        self.download_ms: float | None = None  # set by the loader when loading downloaded the weights first
 
     @property
     def labels(self) -> LabelSet:

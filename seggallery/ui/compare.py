@@ -13,6 +13,7 @@ from ..catalog import presets
 from ..evidence.agreement import Agreement, agreement
 from ..images import ImageError, LoadedImage, load_image
 from ..report import build_report
+from ..runtime import download_progress
 from ..runtime.engine import Engine
 from ..runtime.results import Failure, Prediction, Result
 from ..runtime.semantic_reading import DEFAULT_SCORE_THRESHOLD
@@ -47,6 +48,25 @@ class Comparison:
         return agreement([r for r in self.results if isinstance(r, Prediction)])
 
 
+@dataclass
+class ProgressLine:
+    """The line above the outputs while a comparison runs: which model, and while its weights download, how
+    many bytes of how many have arrived and about how long the rest will take."""
+
+    progress: gr.Progress
+    models: int
+    index: int = 0
+    model: str = ""  # the display name of the model being run
+
+    def starting(self, index: int, model_id: str, cold: bool) -> None:
+        self.index, self.model = index, allowed_spec(model_id).name
+        self.progress(index / self.models, desc=f"{self.model}: {'loading' if cold else 'running'}")
+
+    def downloading(self, state: download_progress.DownloadState) -> None:
+        done = (self.index + (state.fraction or 0.0)) / self.models
+        self.progress(done, desc=f"{self.model}: downloading {state.describe()}")
+
+
 def default_models() -> list[str]:
     return list(next(iter(presets().values()))["models"])
 
@@ -77,7 +97,8 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
                 threshold = build_threshold_slider()  # shown once a comparison has an instance model
                 show_photo = gr.Checkbox(value=True, label="Show the photo as a tile beside the overlays")
                 run_button = gr.Button("Compare", variant="primary")
-                status = gr.Markdown(elem_id="sg-status")
+                # tall enough to hold the progress line (model, download bytes and time left) while Compare runs
+                status = gr.Markdown(elem_id="sg-status", min_height=72)
         session = gr.State(None, time_to_live=SESSION_TTL_S)
         (photo_column, photo_tile), slot_outputs = build_grid()
         _, _, wire_inspector = build_inspector()
@@ -89,7 +110,7 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
         with gr.Accordion("Report (JSON, same as `python -m seggallery compare` writes)", open=False):
             report = gr.JSON(label="report")
 
-        def compare(photo_path, model_ids, opacity_value, threshold_value, progress=gr.Progress(track_tqdm=True)):
+        def compare(photo_path, model_ids, opacity_value, threshold_value, progress=gr.Progress()):
             def fail(message: str):
                 return [None, message, photo_picture(None), *slot_updates(None, opacity_value), *table_updates([]), None]
 
@@ -110,12 +131,11 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
             except ModelNotAllowed as error:
                 return fail(f"**This model cannot be used:** {error}.")
 
-            def on_progress(index: int, model_id: str) -> None:
-                cold = engine.cache.get(model_id, engine.device) is None
-                what = "loading (the first use downloads its weights)" if cold else "running"
-                progress(index / len(model_ids), desc=f"{model_id}: {what}")
-
-            results = engine.run_many(image.pixels, list(model_ids)[:MAX_MODELS], on_progress=on_progress)
+            status_line = ProgressLine(progress, len(model_ids))
+            with download_progress.reporting(status_line.downloading):
+                results = engine.run_many(image.pixels, list(model_ids)[:MAX_MODELS],
+                                          on_progress=lambda index, model_id: status_line.starting(
+                                              index, model_id, engine.cache.get(model_id, engine.device) is None))
             comparison = Comparison(image, results)
             failed = sum(isinstance(r, Failure) for r in results)
             notes = "".join(f" {note}." for note in image.notes)
@@ -129,7 +149,8 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
             return slot_updates(comparison, opacity_value, threshold_value)
 
         outputs = [session, status, photo_tile, *slot_outputs, tables, areas, timings, report]
-        compare_event = run_button.click(compare, inputs=[photo, models, opacity, threshold], outputs=outputs, api_name="compare")
+        compare_event = run_button.click(compare, inputs=[photo, models, opacity, threshold], outputs=outputs, api_name="compare",
+                                         show_progress_on=[status])
         compare_event.then(refresh_resident, outputs=[resident], api_name=False)
         compare_event.then(show_photo_tile, inputs=[session, show_photo], outputs=[photo_column], api_name=False)
         compare_event.then(area_bars, inputs=[session], outputs=[bars], api_name=False)

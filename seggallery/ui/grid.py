@@ -14,7 +14,7 @@ from ..evidence.areas import class_areas
 from ..pictures.legends import legend_html
 from ..pictures.markers import mark_point
 from ..pictures.overlays import overlays
-from ..runtime.results import Failure, Result
+from ..runtime.results import Failure, Result, first_use_summary
 from ..runtime.semantic_reading import DEFAULT_SCORE_THRESHOLD
 from .common import MAX_MODELS, failure_caption
 from .focus import focused_picture
@@ -42,7 +42,7 @@ def slot_caption(result: Result) -> str:
     if isinstance(result, Failure):
         return failure_caption(result)
     timing = result.timings_ms
-    load = f" · loaded in {timing['load']:.0f} ms (first use)" if result.cold else ""
+    load = f" · {first_use_summary(timing)} (first use)" if result.cold else ""
     notes = "".join(f"\n\n*Note: {note}.*" for note in result.notes)
     return f"**{timing['total']:.0f} ms** on {result.device}, {result.precision}{load} · labels: {result.labels.name}{notes}"
 

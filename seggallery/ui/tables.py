@@ -28,13 +28,15 @@ TABLES_CSS = """
 
 
 def timing_frame(results: list[Result]) -> pd.DataFrame:
-    rows = []
-    for result in results:
-        if isinstance(result, Prediction):
-            t = result.timings_ms
-            rows.append([result.spec.name, f"{result.device} · {result.precision}", "cold (includes loading)" if result.cold else "warm",
-                         *(round(t[k], 1) if k in t else None for k in ("load", "preprocess", "forward", "postprocess", "total"))])
-    return pd.DataFrame(rows, columns=TIMING_COLUMNS)
+    """One row per model that ran; a "download" column only when some model downloaded its weights."""
+    predictions = predictions_of(results)
+    columns = list(TIMING_COLUMNS)
+    if any("download" in p.timings_ms for p in predictions):
+        columns.insert(columns.index("load"), "download")
+    steps = columns[columns.index("call") + 1 :]
+    rows = [[p.spec.name, f"{p.device} · {p.precision}", "cold (first use)" if p.cold else "warm",
+             *(round(p.timings_ms[k], 1) if k in p.timings_ms else None for k in steps)] for p in predictions]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def predictions_of(results: list[Result]) -> list[Prediction]:
