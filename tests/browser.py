@@ -1,6 +1,6 @@
 """Drive the app in headless Chromium: the browser test's helpers, and the README screenshot.
 
-    python tests/browser.py [--out assets/screenshot.jpg] [--photo assets/examples/street-city.jpg]
+    python tests/browser.py [--out assets/screenshot.jpg] [--photo assets/examples/street-city.jpg] [--ask-at 0.45,0.8]
 
 starts `python app.py` on a free local port with the standard weight caches (so the first run downloads
 the default preset's weights), uploads the photo in Chromium, presses Compare with the default preset
@@ -86,10 +86,37 @@ def run_compare(page, url: str, photo: Path, timeout_ms: int = 240_000, models: 
     return status.inner_text()
 
 
-def save_compare_view(page, path: Path) -> None:
-    """The Compare tab from the top down to the last model caption (not the tables below)."""
+def ask_at(page, fx: float = 0.6, fy: float = 0.6) -> str:
+    """Point and ask: click the first overlay at (fx, fy) of its size, wait for the answer and for the tiles to be
+    redrawn with the point marked; returns the answer's text."""
+    first = page.locator(".sg-overlay img").first
+    first.wait_for(state="visible")
+    page.wait_for_function("() => { const i = document.querySelector('.sg-overlay img'); return i && i.complete && i.naturalWidth > 0; }")
+    before = first.get_attribute("src")
+    for attempt in range(3):  # a click that lands while the page is still wiring its events is not lost for good
+        box = first.bounding_box()
+        first.click(position={"x": box["width"] * fx, "y": box["height"] * fy})
+        try:
+            page.wait_for_function("() => document.querySelector('#sg-inspect').innerText.includes('At (')", timeout=30_000)
+            break
+        except Exception:  # noqa: BLE001 - playwright's TimeoutError: click again
+            if attempt == 2:
+                raise
+    page.wait_for_function("(old) => document.querySelector('.sg-overlay img').getAttribute('src') !== old", arg=before,
+                           timeout=60_000)  # the tiles were redrawn with the point marked
+    page.wait_for_function("() => [...document.querySelectorAll('.sg-overlay img')]"
+                           ".every(img => img.complete && img.naturalWidth > 0)", timeout=60_000)
+    return page.locator("#sg-inspect").inner_text()
+
+
+def save_compare_view(page, path: Path, with_inspector: bool = False) -> None:
+    """The Compare tab from the top down to the last model caption (not the tables below), or down to the point
+    and ask answer below the tiles."""
     captions = page.locator(".block.sg-caption")
-    bottom = max(captions.nth(i).bounding_box()["y"] + captions.nth(i).bounding_box()["height"] for i in range(captions.count()))
+    boxes = [captions.nth(i).bounding_box() for i in range(captions.count())]
+    if with_inspector:
+        boxes.append(page.locator("#sg-inspect").bounding_box())
+    bottom = max(box["y"] + box["height"] for box in boxes)
     clip = {"x": 0, "y": 0, "width": VIEWPORT["width"], "height": bottom + 24}
     options = {"quality": 85} if path.suffix.lower() in (".jpg", ".jpeg") else {}  # the README's copy stays small
     page.screenshot(path=str(path), full_page=True, clip=clip, **options)
@@ -153,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "assets" / "screenshot.jpg")
     parser.add_argument("--photo", type=Path, default=REPO / "assets" / "examples" / "street-city.jpg")
     parser.add_argument("--models", default="", help="display names to select, comma separated (default: the default preset)")
+    parser.add_argument("--ask-at", default="0.1,0.75", metavar="FX,FY",
+                        help="point and ask at this fraction of the first overlay's width and height ('' for no click)")
     args = parser.parse_args(argv)
     executable = chromium_path()
     if executable is None:
@@ -160,7 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with serve_app() as url, tempfile.TemporaryDirectory() as profile, chromium_page(Path(profile), executable) as page:
         status = run_compare(page, url, args.photo, models=[m.strip() for m in args.models.split(",") if m.strip()])
-        save_compare_view(page, args.out)
+        if args.ask_at:
+            fx, fy = (float(v) for v in args.ask_at.split(","))
+            status += "\n" + ask_at(page, fx, fy)
+        save_compare_view(page, args.out, with_inspector=bool(args.ask_at))
     print(f"{status}\nwrote {args.out}")
     return 0
 

@@ -113,3 +113,24 @@ def test_legends_list_present_classes_with_colours():
     assert "person" in html and "background" in html and "rgb(192,128,128)" in html
     drawn = with_legend(overlay(np.zeros((100, 200, 3), np.uint8), mask.repeat(10, 0).repeat(20, 1), VOC), areas, "title")
     assert drawn.size[0] == 200 and drawn.size[1] > 100
+
+
+def test_point_and_ask_says_when_the_label_map_and_the_nearest_score_cell_disagree():
+    """A 4x4 label map from a 2x2 score grid: the map's class at a pixel and its nearest cell's top class agree
+    inside a region and may not at a boundary, which the answer then says (instead of looking contradictory)."""
+    from seggallery.evidence.inspect import answers_at
+    from seggallery.ui.inspect import answers_markdown
+
+    mask = np.zeros((4, 4), np.int32)
+    mask[:, 1:] = 15  # person from column 1 on; the interpolated map moved the boundary left of the cells' one
+    prediction = _prediction("fcn_resnet50", mask)
+    prediction.top_class_ids = np.array([[[0, 15], [0, 15]], [[15, 0], [15, 0]], [[7, 7], [7, 7]]], np.int32)
+    prediction.top_class_probs = np.array([[[0.6, 0.9], [0.6, 0.9]], [[0.3, 0.1], [0.3, 0.1]], [[0.1, 0.0], [0.1, 0.0]]],
+                                          np.float32)
+    inside = answers_at([prediction], mask.shape, x=3, y=0)["models"][0]
+    assert inside["class"] == "person" and inside["top"][0] == {"class": "person", "probability": 0.9}
+    assert not inside["between_cells"]
+    boundary = answers_at([prediction], mask.shape, x=1, y=0)
+    entry = boundary["models"][0]
+    assert entry["class"] == "person" and entry["top"][0]["class"] == "background" and entry["between_cells"]
+    assert "differs at this boundary" in answers_markdown(boundary)

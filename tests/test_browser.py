@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from browser import chromium_page, chromium_path, horizontal_scrolls, run_compare, save_compare_view, tile_boxes
+from browser import ask_at, chromium_page, chromium_path, horizontal_scrolls, run_compare, save_compare_view, tile_boxes
 from conftest import EXAMPLES, REPO
 
 PHOTO = EXAMPLES / "street-city.jpg"
@@ -165,25 +165,9 @@ def test_point_and_ask_in_a_real_browser(app_server, browser_page):
     page = browser_page
     status = run_compare(page, app_server.url, PHOTO)
     assert "3 of 3 models ran" in status, status
-    first = page.locator(".sg-overlay img").first
-    first.wait_for(state="visible")
-    page.wait_for_function("() => { const i = document.querySelector('.sg-overlay img'); return i && i.complete && i.naturalWidth > 0; }")
-    before = first.get_attribute("src")
-    answer = page.locator("#sg-inspect")
-    for attempt in range(3):  # a click that lands while the page is still wiring its events is not lost for good
-        box = first.bounding_box()
-        first.click(position={"x": box["width"] * 0.6, "y": box["height"] * 0.6})
-        try:
-            page.wait_for_function("() => document.querySelector('#sg-inspect').innerText.includes('At (')", timeout=30_000)
-            break
-        except Exception:  # noqa: BLE001 - playwright's TimeoutError: click again
-            if attempt == 2:
-                raise
-    text = answer.inner_text()
+    text = ask_at(page)
     for name in ("FCN ResNet-50", "DeepLabV3 ResNet-50", "LR-ASPP MobileNetV3-Large"):
         assert name in text and "%" in text, text
-    page.wait_for_function("(old) => document.querySelector('.sg-overlay img').getAttribute('src') !== old", arg=before,
-                           timeout=60_000)  # the tiles were redrawn with the point marked
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "browser-inspect.png"), full_page=True)
 

@@ -2,7 +2,8 @@
 
 The class there comes from the model's label map; its top classes with probabilities from its own scores
 (Prediction.top_class_ids / top_class_probs, kept on the grid of the confidence map, at most 512 a side, so a
-point reads the nearest grid cell); the ground truth's class when a mask is given.
+point reads the nearest grid cell, and says when the label map, which interpolates between cells, disagrees with
+that cell's most probable class); the ground truth's class when a mask is given.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ def _answer(prediction: Prediction, row: int, column: int) -> dict:
         r, c = grid_index(row, height, cells_h), grid_index(column, width, cells_w)
         entry["top"] = [{"class": _name(names, int(i)), "probability": round(float(p), 4)}
                         for i, p in zip(prediction.top_class_ids[:, r, c], prediction.top_class_probs[:, r, c])]
+        # The label map interpolates the scores between cells; near a class boundary its class can differ from
+        # the nearest cell's most probable one. Said so, rather than left looking like a contradiction.
+        entry["between_cells"] = entry["top"][0]["class"] != entry["class"]
     return entry
 
 

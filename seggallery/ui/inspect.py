@@ -24,6 +24,8 @@ def answers_markdown(answers: dict) -> str:
             lines.append(f"- {entry['model']}: could not run")
             continue
         top = ", ".join(f"{t['class']} {100 * t['probability']:.0f}%" for t in entry["top"]) if entry["top"] else "no class scores"
+        if entry.get("between_cells"):
+            top += ": the nearest score cell's; the label map, interpolated between cells, differs at this boundary"
         lines.append(f"- {entry['model']}: **{entry['class']}** ({top})")
     return "\n".join(lines)
 
