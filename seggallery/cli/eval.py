@@ -1,8 +1,11 @@
-"""`eval --images DIR --masks DIR --models IDS [--labels SET] [--out DIR]`: scores over a folder, resumable."""
+"""`eval --images DIR --masks DIR --models IDS [--labels SET] [--out DIR] [--ray [local|auto|ADDRESS]]`: scores over a
+folder, resumable, on this machine or on a Ray cluster (the same progress.jsonl either way)."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import model_ids
@@ -18,6 +21,11 @@ def add_arguments(parser) -> None:
                         help="output folder (default ./eval-out); rerunning with the same folder resumes")
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1, mps")
     parser.add_argument("--limit", type=int, default=None, help="only the first N images (sorted by name)")
+    parser.add_argument("--ray", nargs="?", const="local", default=None, metavar="local|auto|ADDRESS",
+                        help="run on a Ray cluster (pip install -r requirements-ray.txt): local (the default) starts "
+                             "one on this machine, auto joins the one `ray start` runs here, or a cluster's address")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="with --ray: worker slots per model (default: one per GPU of the cluster, else per CPU)")
 
 
 def run(args) -> int:
@@ -40,21 +48,19 @@ def run(args) -> int:
         return 2
     if pairing.images_without_mask:
         print(f"{len(pairing.images_without_mask)} image(s) have no mask and are left out, e.g. {pairing.images_without_mask[0]}")
-    engine = Engine(device=pick_device(args.device))
-    bar = _progress_bar(len(pairing.pairs))
-
-    def on_progress(done: int, total: int, name: str) -> None:
-        bar.n = done
-        bar.set_postfix_str(name, refresh=True)
-
+    source = f"images {args.images.resolve()}, masks {args.masks.resolve()}"
     try:
-        source = f"images {args.images.resolve()}, masks {args.masks.resolve()}"
-        summary = evaluate(pairing, args.models, labels_id, args.out, engine, on_progress, source=source)
+        if args.ray is not None:
+            summary = _evaluate_on_ray(args, pairing, labels_id, source)
+        else:
+            engine = Engine(device=pick_device(args.device))
+            with _progress_bar(len(pairing.pairs), "image") as on_progress:
+                summary = evaluate(pairing, args.models, labels_id, args.out, engine, on_progress, source=source)
     except EvaluationError as error:
         print(f"eval: {error}", file=sys.stderr)
         return 2
-    finally:
-        bar.close()
+    if summary is None:
+        return 2
     failures = 0
     for model_id, entry in summary["models"].items():
         if "error" in entry:
@@ -72,7 +78,46 @@ def run(args) -> int:
     return 1 if failures else 0
 
 
-def _progress_bar(total: int):
+def _evaluate_on_ray(args, pairing, labels_id: str, source: str) -> dict | None:
+    """The same evaluation on a Ray cluster's workers; None (after saying why) when the cluster cannot run it."""
+    if importlib.util.find_spec("ray") is None:
+        print("eval: --ray needs Ray, an optional dependency: pip install -r requirements-ray.txt", file=sys.stderr)
+        return None
+    from ..cluster.connect import ClusterError, connect, disconnect, plan_slots
+    from ..cluster.stream import evaluate_on_ray
+    from ..cluster.workers import WorkerPools
+
+    connected = False
+    try:
+        connected = connect(args.ray, args.workers)
+        slots = plan_slots(len(args.models), args.device, args.workers)
+        print(f"Ray: {slots.describe(len(args.models))}", file=sys.stderr)
+        pools = WorkerPools(args.models, labels_id, slots)
+        try:
+            with _progress_bar(len(pairing.pairs) * len(args.models), "pair") as on_progress:
+                return evaluate_on_ray(pairing, args.models, labels_id, args.out, pools, on_progress, source=source)
+        finally:
+            pools.stop()
+    except ClusterError as error:
+        print(f"eval: {error}", file=sys.stderr)
+        return None
+    finally:
+        disconnect(connected)
+
+
+@contextmanager
+def _progress_bar(total: int, unit: str):
+    """A progress bar on stderr; yields the on_progress(done, total, name) callback that moves it."""
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="image", desc="evaluating", file=sys.stderr, disable=None)
+    bar = tqdm(total=total, unit=unit, desc="evaluating", file=sys.stderr, disable=None)
+
+    def on_progress(done: int, total: int, name: str) -> None:
+        bar.total = total
+        bar.n = done
+        bar.set_postfix_str(name, refresh=True)
+
+    try:
+        yield on_progress
+    finally:
+        bar.close()
