@@ -39,6 +39,40 @@ def test_writes_json_and_csv(eval_one_machine):
     assert len(per_image) == 2 * IMAGES
 
 
+def test_writes_measured_against_published(eval_one_machine):
+    enet_row, voc_row = read_csv(eval_one_machine / "leaderboard.csv")
+    results = json.loads((eval_one_machine / "results.json").read_text())
+    assert enet_row["model"] == "ENet (CamVid)" and enet_row["published mIoU (%)"] == "53.31"
+    assert float(enet_row["measured mIoU (%)"]) == round(100 * results["models"]["enet_camvid"]["mean_iou"], 2)
+    assert "its own classes" in enet_row["compared in"] and enet_row["dataset split"].endswith("/images")
+    assert "resize [360, 480]" in enet_row["preprocessing"] and "logical CPUs" in enet_row["machine"]
+    assert "coarse" in voc_row["compared in"] and voc_row["label set"] == "voc21"
+    assert (eval_one_machine / "leaderboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| ENet (CamVid) | camvid11 |" in (eval_one_machine / "leaderboard.md").read_text()
+
+
+def test_catalog_runs_every_model_that_can_be_scored(eval_camvid, eval_models, tmp_path, capsys):
+    from seggallery.catalog import get_spec
+    from seggallery.evidence.leaderboard import catalog_models
+
+    picked = catalog_models("camvid11")
+    assert picked[0] == "enet_camvid" and FAKE_VOC_MODEL in picked  # its own label set first, then coarse ones
+    assert all(get_spec(m).task == "semantic" for m in picked) and "maskrcnn_resnet50_fpn" not in picked
+    args = eval_args(eval_camvid, tmp_path, eval_models)
+    at = args.index("--models")
+    own = [*args[:at], *args[at + 2:], "--catalog", "own", "--limit", "2", "--split", "CamVid test"]
+    assert main(own) == 0
+    assert list(json.loads((tmp_path / "results.json").read_text())["models"]) == ["enet_camvid"]
+    assert [r["dataset split"] for r in read_csv(tmp_path / "leaderboard.csv")] == ["CamVid test"]
+    assert main([*own, "--models", "enet_camvid"]) == 2
+    assert "give one of them" in capsys.readouterr().err
+    without_labels = [*own[: own.index("--labels")], *own[own.index("--labels") + 2:]]
+    assert main(without_labels) == 2
+    assert "--catalog needs --labels" in capsys.readouterr().err
+    assert main(args[:at] + args[at + 2:]) == 2
+    assert "--models IDS, or --catalog" in capsys.readouterr().err
+
+
 def test_resume_after_interruption_recomputes_nothing(eval_camvid, eval_models, eval_one_machine, tmp_path, monkeypatch):
     finished_images = 2
     CountingRuns(monkeypatch, interrupt_at=2 * finished_images + 1)  # Ctrl+C during image 3

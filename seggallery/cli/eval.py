@@ -1,5 +1,6 @@
-"""`eval --images DIR --masks DIR --models IDS [--labels SET] [--out DIR] [--ray [local|auto|ADDRESS]]`: scores over a
-folder, resumable, on this machine or on a Ray cluster (the same progress.jsonl either way)."""
+"""`eval --images DIR --masks DIR (--models IDS | --catalog [all|own]) [--labels SET] [--out DIR] [--ray [ADDRESS]]`:
+scores over a folder, resumable, on this machine or on a Ray cluster (the same progress.jsonl either way), with a
+table and chart of the measured mIoU against the published one."""
 
 from __future__ import annotations
 
@@ -15,7 +16,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--images", required=True, type=Path, help="folder of images")
     parser.add_argument("--masks", required=True, type=Path,
                         help="folder of ground-truth masks, matched to images by file name (index, palette or colour PNGs)")
-    parser.add_argument("--models", required=True, type=model_ids, help="catalog ids, e.g. enet_camvid")
+    parser.add_argument("--models", type=model_ids, default=None, help="catalog ids, e.g. enet_camvid")
+    parser.add_argument("--catalog", nargs="?", const="all", choices=("all", "own"), default=None,
+                        help="instead of --models: every catalog model that can be scored against --labels masks; own: "
+                             "only those trained on that label set, all (the default): also those that share classes "
+                             "with it through the coarse taxonomy (scored in coarse classes, marked so)")
+    parser.add_argument("--split", default=None,
+                        help="name of the data in the leaderboard table (default: the images folder, e.g. camvid/test)")
     parser.add_argument("--labels", default=None, help="label set of the masks (default: the models' label set, when they share one)")
     parser.add_argument("--out", type=Path, default=Path("eval-out"),
                         help="output folder (default ./eval-out); rerunning with the same folder resumes")
@@ -31,10 +38,12 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from ..catalog import CatalogError, label_set
     from ..evidence.evaluation import EvaluationError, default_labels, evaluate, pair_folders
+    from ..evidence.leaderboard import leaderboard_rows
     from ..runtime.devices import pick_device
     from ..runtime.engine import Engine
 
     try:
+        args.models = _pick_models(args)
         labels_id = args.labels or default_labels(args.models)
         label_set(labels_id)
         pairing = pair_folders(args.images, args.masks)
@@ -74,8 +83,46 @@ def run(args) -> int:
                   f"over {entry['images']} images ({entry['space']})")
     for name, reason in summary["skipped_images"].items():
         print(f"skipped {name}: {reason}", file=sys.stderr)
-    print(f"wrote {args.out}/results.json, results.csv, per_class_iou.csv, per_image.csv")
+    rows = leaderboard_rows(summary, args.split or f"{args.images.resolve().parent.name}/{args.images.resolve().name}")
+    _write_leaderboard(args.out, rows)
+    print(f"wrote {args.out}/results.json, results.csv, per_class_iou.csv, per_image.csv, "
+          "leaderboard.csv, leaderboard.md, leaderboard.png")
     return 1 if failures else 0
+
+
+def _pick_models(args) -> list[str]:
+    """--models as given, or with --catalog every catalog model that can be scored against --labels masks."""
+    from ..catalog import get_spec, label_set
+    from ..evidence.evaluation import EvaluationError
+    from ..evidence.leaderboard import catalog_models
+
+    if args.catalog is None:
+        if not args.models:
+            raise EvaluationError("say which models to run: --models IDS, or --catalog with --labels")
+        return args.models
+    if args.models:
+        raise EvaluationError("--models and --catalog pick the models two ways: give one of them")
+    if not args.labels:
+        raise EvaluationError("--catalog needs --labels: the label set of the masks, e.g. camvid11")
+    label_set(args.labels)
+    models = catalog_models(args.labels)
+    if args.catalog == "own":
+        models = [m for m in models if get_spec(m).labels == args.labels]
+    if not models:
+        raise EvaluationError(f"no catalog model can be scored against {args.labels} masks" +
+                              (" in its own classes (try --catalog all)" if args.catalog == "own" else ""))
+    return models
+
+
+def _write_leaderboard(out: Path, rows: list[dict]) -> None:
+    """leaderboard.csv, .md and the chart .png: the measured mIoU beside the published one."""
+    from ..evidence.leaderboard import write_leaderboard
+    from ..pictures.charts import figure_png, measured_published_chart
+
+    write_leaderboard(out, rows)
+    chart = measured_published_chart(rows)
+    if chart is not None:
+        (out / "leaderboard.png").write_bytes(figure_png(chart))
 
 
 def _evaluate_on_ray(args, pairing, labels_id: str, source: str) -> dict | None:

@@ -21,6 +21,7 @@ import numpy as np
 from .. import __version__
 from ..catalog import LabelSet, get_spec, label_set
 from ..images import ImageError, load_image
+from ..runtime.devices import machine_name
 from ..runtime.engine import Engine
 from ..runtime.results import Failure
 from .groundtruth import ignore_id, load_mask
@@ -88,6 +89,7 @@ class ModelTotals:
     images: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)  # summed over images, warm calls only
     warm_images: int = 0
+    machines: set[str] = field(default_factory=set)
 
 
 def _sparse(matrix: np.ndarray) -> list[list[int]]:
@@ -271,6 +273,7 @@ def _record(image_name: str, model_id: str, truth: np.ndarray, result, space, la
         "timings_ms": {k: round(v, 3) for k, v in result.timings_ms.items()},
         "cold": result.cold,
         "device": result.device,
+        "machine": machine_name(result.device),
     }
 
 
@@ -289,6 +292,8 @@ def write_summary(out_dir: Path, pairing: Pairing, model_ids: list[str], labels:
         entry.scores.confusion += _dense(record["confusion"], (k, k))
         entry.scores.outside += _dense(record["outside"], (1, k))[0]
         entry.images += 1
+        if "machine" in record:  # records of older versions do not say
+            entry.machines.add(record["machine"])
         if not record["cold"]:
             entry.warm_images += 1
             for step, ms in record["timings_ms"].items():
@@ -305,6 +310,7 @@ def write_summary(out_dir: Path, pairing: Pairing, model_ids: list[str], labels:
         elif model_id in totals:
             t = totals[model_id]
             entry.update({"comparable": True, "space": t.space, "native": t.native, "images": t.images,
+                          "machines": sorted(t.machines),
                           "mean_timings_ms": {s: round(v / t.warm_images, 3) for s, v in t.timings_ms.items()} if t.warm_images else {},
                           **t.scores.to_dict(full_matrix=t.native)})
         if model_id in failed_models:
