@@ -14,7 +14,7 @@ import signal
 
 import pytest
 from conftest import EVAL_IMAGES
-from eval_runs import CountingRuns, eval_args, progress_records, without_timings
+from eval_runs import CountingRuns, eval_args, progress_records, read_csv, without_timings
 
 from seggallery.cli import main
 from seggallery.evidence.evaluation import default_labels, pair_folders
@@ -57,13 +57,14 @@ def assert_pairs_unique_and_complete(out, models: str) -> None:
     assert len(pairs) == len(set(pairs)) == IMAGES * len(models.split(","))
 
 
-def test_ray_agrees_exactly_with_one_machine(eval_one_machine, on_ray, eval_models, capsys):
+def test_ray_agrees_exactly_with_one_machine(eval_one_machine, on_ray, eval_models):
     assert_pairs_unique_and_complete(on_ray, eval_models)
     ray_outputs, local_outputs = without_timings(on_ray), without_timings(eval_one_machine)
     assert ray_outputs == local_outputs
     enet = ray_outputs["results.json"]["models"]["enet_camvid"]
     assert enet["images"] == IMAGES and 0.4 < enet["mean_iou"] < 0.8  # real weights: a real score, not zeros
     assert len(ray_outputs["per_image.csv"]) == 2 * IMAGES
+    assert read_csv(on_ray / "leaderboard.csv") == read_csv(eval_one_machine / "leaderboard.csv")
 
 
 def test_a_killed_worker_process_loses_nothing_and_counts_nothing_twice(cluster, eval_camvid, eval_models, eval_one_machine,

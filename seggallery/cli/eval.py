@@ -70,6 +70,16 @@ def run(args) -> int:
         return 2
     if summary is None:
         return 2
+    failures = _print_summary(summary)
+    rows = leaderboard_rows(summary, args.split or f"{args.images.resolve().parent.name}/{args.images.resolve().name}")
+    _write_leaderboard(args.out, rows)
+    print(f"wrote {args.out}/results.json, results.csv, per_class_iou.csv, per_image.csv, "
+          "leaderboard.csv, leaderboard.md, leaderboard.png")
+    return 1 if failures else 0
+
+
+def _print_summary(summary: dict) -> int:
+    """Each model's scores, or why it has none, and the skipped images; returns how many models failed."""
     failures = 0
     for model_id, entry in summary["models"].items():
         if "error" in entry:
@@ -83,11 +93,7 @@ def run(args) -> int:
                   f"over {entry['images']} images ({entry['space']})")
     for name, reason in summary["skipped_images"].items():
         print(f"skipped {name}: {reason}", file=sys.stderr)
-    rows = leaderboard_rows(summary, args.split or f"{args.images.resolve().parent.name}/{args.images.resolve().name}")
-    _write_leaderboard(args.out, rows)
-    print(f"wrote {args.out}/results.json, results.csv, per_class_iou.csv, per_image.csv, "
-          "leaderboard.csv, leaderboard.md, leaderboard.png")
-    return 1 if failures else 0
+    return failures
 
 
 def _pick_models(args) -> list[str]:

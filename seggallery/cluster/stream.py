@@ -69,6 +69,9 @@ class Stream:
         while self.photos and len(self.open) < self.max_open:
             image_path, mask_path = self.photos.popleft()
             todo = self.run.todo(image_path.name)
+            left_out = [m for m in self.run.failed_models if (image_path.name, m) not in self.run.done]
+            if left_out:  # a model that failed before any success is not run on later photos
+                self._advance(len(left_out), image_path.name)
             if not todo:
                 continue
             try:

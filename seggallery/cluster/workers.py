@@ -73,10 +73,6 @@ class WorkerPools:
         """A worker Ray will not start again: no more pairs go to it."""
         self._lost.add(worker)
 
-    def pids(self, model_id: str) -> list[int]:
-        """The process ids of the model's live workers now (each answers after the pairs it has queued)."""
-        return ray.get([worker.pid.remote() for worker in self.live(model_id)])
-
     def stop(self) -> None:
         for pool in self.workers.values():
             for worker in pool:

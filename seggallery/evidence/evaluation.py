@@ -273,6 +273,7 @@ def _record(image_name: str, model_id: str, truth: np.ndarray, result, space, la
         "timings_ms": {k: round(v, 3) for k, v in result.timings_ms.items()},
         "cold": result.cold,
         "device": result.device,
+        "precision": result.precision,  # the engine picks it per machine: a reason two machines' masks may differ
         "machine": machine_name(result.device),
     }
 
@@ -293,7 +294,7 @@ def write_summary(out_dir: Path, pairing: Pairing, model_ids: list[str], labels:
         entry.scores.outside += _dense(record["outside"], (1, k))[0]
         entry.images += 1
         if "machine" in record:  # records of older versions do not say
-            entry.machines.add(record["machine"])
+            entry.machines.add(f"{record['machine']} ({record['precision']})")
         if not record["cold"]:
             entry.warm_images += 1
             for step, ms in record["timings_ms"].items():
