@@ -14,7 +14,13 @@ import signal
 
 import pytest
 from conftest import EVAL_IMAGES
-from eval_runs import CountingRuns, eval_args, progress_records, read_csv, without_timings
+from eval_runs import (
+    CountingRuns,
+    eval_args,
+    progress_records,
+    read_csv,
+    without_timings,
+)
 
 from seggallery.cli import main
 from seggallery.evidence.evaluation import default_labels, pair_folders

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import ray
 import torch
 
@@ -39,8 +40,11 @@ class PairWorker:
         """The worker's process id (a test kills it to check that the run survives)."""
         return os.getpid()
 
-    def score(self, image_name: str, pixels, truth) -> dict | PairFailure:
-        return score_pair(self.engine, pixels, truth, image_name, self.model_id, self.space, self.labels)
+    def score(self, image_name: str, pixels: np.ndarray, truth: np.ndarray) -> dict | PairFailure:
+        # Arrays from Ray's object store are read-only views of shared memory: the models get writable copies,
+        # as they do on one machine.
+        return score_pair(self.engine, np.array(pixels), np.array(truth), image_name, self.model_id, self.space,
+                          self.labels)
 
 
 RemotePairWorker = ray.remote(max_restarts=RESTARTS, max_task_retries=RESTARTS)(PairWorker)
