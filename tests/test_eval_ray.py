@@ -128,6 +128,10 @@ def test_clear_errors(cluster, eval_camvid, eval_models, tmp_path, capsys, monke
     assert "has no GPU" in capsys.readouterr().err
     assert main(eval_args(eval_camvid, tmp_path, eval_models, "--ray", "--workers", "64")) == 2
     assert "do not fit" in capsys.readouterr().err
+    assert main(eval_args(eval_camvid, tmp_path, eval_models, "--ray", "127.0.0.1:1")) == 2
+    assert "cannot reach the Ray cluster at '127.0.0.1:1'" in capsys.readouterr().err
+    assert main(eval_args(eval_camvid, tmp_path, eval_models, "--ray", "nonsense")) == 2
+    assert "give local, auto or a cluster's HOST:PORT" in capsys.readouterr().err
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)
     assert main(eval_args(eval_camvid, tmp_path, eval_models, "--ray")) == 2
     assert "pip install -r requirements-ray.txt" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from dataclasses import dataclass
 
 import ray
@@ -25,6 +26,8 @@ def connect(address: str, cpus: int | None = None) -> bool:
     """Join the cluster at `address` ('auto': the one `ray start` runs here) or start a local one with `cpus`
     CPU slots (default: every core). Already connected (a test's cluster, a notebook's): use that one.
     Returns True when this call connected, so that `disconnect` leaves alone what it did not start."""
+    if address not in (LOCAL, "auto"):
+        _check_answers(address)
     if ray.is_initialized():
         return False
     env_vars = {name: os.environ[name] for name in RESULT_SETTINGS if name in os.environ}
@@ -38,6 +41,17 @@ def connect(address: str, cpus: int | None = None) -> bool:
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise ClusterError(f"cannot reach the Ray cluster at {address!r}: {error}") from None
     return True
+
+
+def _check_answers(address: str, timeout_s: float = 10.0) -> None:
+    """Fail at once when nothing listens at HOST:PORT (ray.init would keep retrying for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"--ray {address!r}: give local, auto or a cluster's HOST:PORT (e.g. 10.0.0.5:6379)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        raise ClusterError(f"cannot reach the Ray cluster at {address!r}: {error}") from None
 
 
 def disconnect(connected: bool) -> None:
