@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import EVAL_FAKE_VOC_MODEL, EVAL_IMAGES
@@ -16,6 +17,7 @@ from eval_runs import (
 )
 
 from seggallery.cli import main
+from seggallery.evidence.evaluation import EvaluationRun, PairFailure, Pairing
 
 IMAGES = EVAL_IMAGES
 FAKE_VOC_MODEL = EVAL_FAKE_VOC_MODEL
@@ -129,3 +131,21 @@ def test_a_pair_written_twice_counts_once(eval_camvid, eval_models, eval_one_mac
     assert counting.calls == []
     assert len(progress_records(tmp_path)) == 2 * IMAGES
     assert without_timings(tmp_path) == without_timings(eval_one_machine)
+
+
+def test_the_bookkeeping_takes_results_in_any_order(tmp_path):
+    """What the Ray run relies on, results coming back in any order: each pair is written once, and a model that
+    failed before any success stays out of the run even when a result of it arrives later (as on one machine)."""
+    pairing = Pairing([(Path(f"{name}.png"), Path(f"{name}.png")) for name in ("a", "b")])
+    run = EvaluationRun(pairing, ["enet_camvid", FAKE_VOC_MODEL], "camvid11", tmp_path)
+
+    def record(image, model):
+        return {"image": image, "model": model, "confusion": [], "outside": [], "cold": False, "timings_ms": {}}
+
+    assert run.add(record("b.png", "enet_camvid")) and not run.add(record("b.png", "enet_camvid"))
+    assert not run.add(PairFailure("a.png", FAKE_VOC_MODEL, "no weights"))
+    assert run.failed_models == {FAKE_VOC_MODEL: "no weights"} and run.todo("a.png") == ["enet_camvid"]
+    assert not run.add(record("b.png", FAKE_VOC_MODEL))  # finished after the failure: left out, as on one machine
+    assert not run.add(PairFailure("a.png", "enet_camvid", "out of memory"))  # after a success: only this image
+    assert run.skipped_images == {"a.png (enet_camvid)": "out of memory"} and "enet_camvid" not in run.failed_models
+    assert [(r["image"], r["model"]) for r in progress_records(tmp_path)] == [("b.png", "enet_camvid")]
