@@ -190,3 +190,37 @@ def empty_hub_cache(tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "hub"
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(folder))
     return folder
+
+
+EVAL_IMAGES = 5  # CamVid test photos the eval tests score (tests/test_eval_cli.py, tests/test_eval_ray.py)
+EVAL_FAKE_VOC_MODEL = "lraspp_mobilenet_v3_large"  # random weights: the cross-label-set path, not accuracy
+
+
+@pytest.fixture(scope="module")
+def eval_camvid(tmp_path_factory) -> Path:
+    """EVAL_IMAGES CamVid test photos and masks in folders of their own, and a photo without a mask."""
+    from eval_runs import link_camvid_subset
+
+    return link_camvid_subset(tmp_path_factory.mktemp("camvid-subset"), EVAL_IMAGES)
+
+
+@pytest.fixture(scope="module")
+def eval_models(fake_weights) -> str:
+    """ENet with its real CamVid weights and a random-weight VOC model, as --models takes them."""
+    from real_weights import install_enet
+
+    install_enet()
+    fake_weights(EVAL_FAKE_VOC_MODEL)
+    return f"enet_camvid,{EVAL_FAKE_VOC_MODEL}"
+
+
+@pytest.fixture(scope="module")
+def eval_one_machine(eval_camvid, eval_models, tmp_path_factory) -> Path:
+    """The folder of an undisturbed single-machine `eval` of eval_models over eval_camvid."""
+    from eval_runs import eval_args
+
+    from seggallery.cli import main
+
+    out = tmp_path_factory.mktemp("eval-one-machine")
+    assert main(eval_args(eval_camvid, out, eval_models)) == 0
+    return out

@@ -228,10 +228,14 @@ def test_evaluate_tab_function_resumes(street, tmp_path, monkeypatch):
     images = [str(camvid / "test" / n) for n in names]
     masks = [str(camvid / "testannot" / n) for n in names]
     engine = Engine()
-    status, table, per_class, files = tab.evaluate_uploads(engine, images, masks, ["enet_camvid"], "auto")
+    status, table, per_class, files, leaderboard = tab.evaluate_uploads(engine, images, masks, ["enet_camvid"], "auto")
     assert "Evaluated 2 image(s)" in status and table.loc[0, "images"] == 2
     assert {f.rsplit("/", 1)[1] for f in files} == {"results.json", "results.csv", "per_class_iou.csv", "per_image.csv"}
-    again, table_again, _, _ = tab.evaluate_uploads(engine, images, masks, ["enet_camvid"], "auto")
+    enet = leaderboard.iloc[0]  # the same table as `eval`'s leaderboard.csv: measured beside the catalog's 53.31
+    assert enet["model"] == "ENet (CamVid)" and enet["published mIoU (%)"] == 53.31 and enet["images"] == 2
+    assert enet["measured mIoU (%)"] == round(100 * table.loc[0, "mean IoU"], 2) and "cpu" in enet["machine"]
+    assert enet["dataset split"] == "2 uploaded image(s)" and "its own classes" in enet["compared in"]
+    again, table_again, *_ = tab.evaluate_uploads(engine, images, masks, ["enet_camvid"], "auto")
     assert "2 (image, model) result(s) of an earlier run" in again
     assert table_again.loc[0, "mean IoU"] == table.loc[0, "mean IoU"]
     message, *_ = tab.evaluate_uploads(engine, images, masks[:0] or None, ["enet_camvid"], "auto")
@@ -262,7 +266,7 @@ def test_evaluate_tab_stop_keeps_finished_images(street, tmp_path, monkeypatch):
 
     status, *_ = tab.evaluate_uploads(Engine(), images, masks, ["enet_camvid"], "auto", stop_after_first)
     assert status.startswith("Stopped after 1 image(s)")
-    again, table, _, _ = tab.evaluate_uploads(Engine(), images, masks, ["enet_camvid"], "auto")
+    again, table, *_ = tab.evaluate_uploads(Engine(), images, masks, ["enet_camvid"], "auto")
     assert "1 (image, model) result(s) of an earlier run" in again and table.loc[0, "images"] == 3
 
 

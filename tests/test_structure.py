@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,6 +82,28 @@ def test_no_import_cycle_anywhere_in_the_package():
 def test_the_cycle_finder_finds_cycles():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_only_the_cluster_package_imports_ray():
+    """Ray is optional (requirements-ray.txt): seggallery.cluster imports it, nothing else does, at any level."""
+    importers = set()
+    for name, path in module_names().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            if any(module == "ray" or module.startswith("ray.") for module in modules):
+                importers.add(name)
+    assert importers and all(name.startswith("seggallery.cluster.") for name in importers), sorted(importers)
+
+
+def test_the_app_and_the_eval_command_run_without_ray():
+    """Importing the app (which builds the whole UI) or the CLI imports no Ray module, even where Ray is installed."""
+    check = ("import sys, app, seggallery.cli; seggallery.cli.build_parser(); "
+             "loaded = sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')); "
+             "assert not loaded, loaded; assert 'seggallery.ui.evaluate' in sys.modules")
+    done = subprocess.run([sys.executable, "-c", check], cwd=PACKAGE.parent, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_few_modules_loose_at_the_top():

@@ -21,7 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..catalog import CATALOG_DIR
 from ..runtime import speed
-from ..runtime.devices import device_name, synchronize
+from ..runtime.devices import cpu_model, device_name, synchronize
 
 
 def timed_ms(device: torch.device, fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -181,17 +181,6 @@ def peak_tflops(device: torch.device, precision: str) -> tuple[float | None, str
 
 # The instruction sets that decide which kernels run (bf16 and int8 tiles, bf16 dot products, AVX-512, AVX2).
 CPU_INSTRUCTIONS = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512_fp16", "avx512_f", "avx512_vnni", "avx2")
-
-
-def cpu_model() -> str:
-    """The CPU's model name as the OS reports it ("Intel(R) Xeon(R) Processor", "AMD EPYC 9R14 ...")."""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def cpu_instructions() -> list[str]:

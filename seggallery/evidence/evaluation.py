@@ -12,15 +12,16 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from .. import __version__
 from ..catalog import LabelSet, get_spec, label_set
 from ..images import ImageError, load_image
+from ..runtime.devices import machine_name
 from ..runtime.engine import Engine
 from ..runtime.results import Failure
 from .groundtruth import ignore_id, load_mask
@@ -88,6 +89,7 @@ class ModelTotals:
     images: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)  # summed over images, warm calls only
     warm_images: int = 0
+    machines: set[str] = field(default_factory=set)
 
 
 def _sparse(matrix: np.ndarray) -> list[list[int]]:
@@ -103,16 +105,21 @@ def _dense(entries: list[list[int]], shape: tuple[int, ...]) -> np.ndarray:
 
 
 def read_progress(out_dir: Path) -> list[dict]:
-    """Finished pairs; a last line cut short by an interruption is dropped (that pair is redone)."""
+    """Finished pairs, each (image, model) once; a last line cut short by an interruption is dropped (that
+    pair is redone). A pair written twice (a worker that died after its result was written, two runs into
+    one folder) counts once: the first record is kept."""
     path = out_dir / PROGRESS_FILE
     if not path.exists():
         return []
-    records = []
+    records, seen = [], set()
     for line in path.read_text().splitlines():
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
             break
+        if (record["image"], record["model"]) not in seen:
+            seen.add((record["image"], record["model"]))
+            records.append(record)
     return records
 
 
@@ -129,13 +136,90 @@ def _start_run(out_dir: Path, settings: dict) -> None:
             raise EvaluationError(f"{out_dir} holds an evaluation of other folders ({previous.get('source')}); "
                                   "use another --out folder")
     run_path.write_text(json.dumps(settings, indent=2))
-    # drop a trailing partial line so that appended records start on a line of their own
+    # drop a trailing partial line and repeated pairs, so that appended records start on a line of their own
     records = read_progress(out_dir)
     path = out_dir / PROGRESS_FILE
     if path.exists():
         text = "".join(json.dumps(r) + "\n" for r in records)
         if path.read_text() != text:
             path.write_text(text)
+
+
+@dataclass
+class PairFailure:
+    """One (image, model) pair that gave no record: the model failed on it, or a worker running it was lost."""
+
+    image: str
+    model: str
+    reason: str
+
+
+def load_pair(image_path: Path, mask_path: Path, labels: LabelSet) -> tuple[np.ndarray, np.ndarray]:
+    """The image's pixels and its ground-truth mask at the image's size; raises ImageError for a bad file."""
+    image = load_image(image_path)
+    truth = load_mask(mask_path, labels, image.original_size, image.pixels.shape[:2])
+    return image.pixels, truth.mask
+
+
+def score_pair(engine: Engine, pixels: np.ndarray, truth: np.ndarray, image_name: str, model_id: str,
+               space, labels: LabelSet) -> dict | PairFailure:
+    """The work of one (image, model) pair: the progress record, or why there is none. The single-machine
+    run and every Ray worker call this same function, so their records agree by construction."""
+    result = engine.run(pixels, model_id)
+    if isinstance(result, Failure):
+        return PairFailure(image_name, model_id, result.reason)
+    return _record(image_name, model_id, truth, result, space, labels)
+
+
+class EvaluationRun:
+    """The bookkeeping of one run into one folder, shared by the single-machine and the Ray runs.
+
+    Making one checks the folder's settings and reads the pairs already finished; `add` appends each new
+    record to progress.jsonl (flushed and synced at once, each pair at most once) or notes a failure with
+    the single-machine rules: a model that fails before any success is left out of this run, a failure after
+    one loses only that image. `summary` writes results.json and the CSVs.
+    """
+
+    def __init__(self, pairing: Pairing, model_ids: list[str], labels_id: str, out_dir: Path, source: str = ""):
+        self.pairing, self.model_ids, self.out_dir = pairing, list(model_ids), out_dir
+        self.labels = label_set(labels_id)
+        self.spaces = {m: shared_space([labels_id, get_spec(m).labels]) for m in self.model_ids}
+        _start_run(out_dir, {"labels": labels_id, "source": source})
+        self.done = {(r["image"], r["model"]) for r in read_progress(out_dir)}
+        self.comparable = [m for m in self.model_ids if self.spaces[m] is not None]
+        self.failed_models: dict[str, str] = {}
+        self.skipped_images: dict[str, str] = {}
+        self._ran: set[str] = set()
+
+    def todo(self, image_name: str) -> list[str]:
+        """The models still to run on this image."""
+        return [m for m in self.comparable if (image_name, m) not in self.done and m not in self.failed_models]
+
+    def skip_image(self, image_name: str, reason: str) -> None:
+        self.skipped_images[image_name] = reason
+
+    def add(self, outcome: dict | PairFailure) -> bool:
+        """Record one pair's outcome; True when it added a record to progress.jsonl."""
+        if isinstance(outcome, PairFailure):  # not recorded: a rerun tries it again
+            if outcome.model in self._ran:
+                self.skipped_images[f"{outcome.image} ({outcome.model})"] = outcome.reason
+            else:
+                self.failed_models.setdefault(outcome.model, outcome.reason)
+            return False
+        pair = (outcome["image"], outcome["model"])
+        if pair in self.done or outcome["model"] in self.failed_models:
+            return False
+        self._ran.add(outcome["model"])
+        with open(self.out_dir / PROGRESS_FILE, "a") as progress:
+            progress.write(json.dumps(outcome) + "\n")
+            progress.flush()
+            os.fsync(progress.fileno())
+        self.done.add(pair)
+        return True
+
+    def summary(self) -> dict:
+        return write_summary(self.out_dir, self.pairing, self.model_ids, self.labels, self.spaces,
+                             self.failed_models, self.skipped_images)
 
 
 def evaluate(
@@ -155,43 +239,21 @@ def evaluate(
     A model that cannot run on its first image is left out (and tried again by a rerun); one that fails
     on a later image loses only that image, which a rerun tries again.
     """
-    labels = label_set(labels_id)
-    spaces = {}
-    for model_id in model_ids:
-        spaces[model_id] = shared_space([labels_id, get_spec(model_id).labels])
-    _start_run(out_dir, {"labels": labels_id, "source": source})
-    done = {(r["image"], r["model"]) for r in read_progress(out_dir)}
-    failed_models: dict[str, str] = {}
-    ran: set[str] = set()
-    skipped_images: dict[str, str] = {}
-    comparable = [m for m in model_ids if spaces[m] is not None]
+    run = EvaluationRun(pairing, model_ids, labels_id, out_dir, source)
     total = len(pairing.pairs)
-    with open(out_dir / PROGRESS_FILE, "a") as progress:
-        for index, (image_path, mask_path) in enumerate(pairing.pairs):
-            todo = [m for m in comparable if (image_path.name, m) not in done and m not in failed_models]
-            if todo:
-                try:
-                    image = load_image(image_path)
-                    truth = load_mask(mask_path, labels, image.original_size, image.pixels.shape[:2])
-                except ImageError as error:
-                    skipped_images[image_path.name] = str(error)
-                    todo = []
-            for model_id in todo:
-                result = engine.run(image.pixels, model_id)
-                if isinstance(result, Failure):  # not recorded: a rerun tries it again
-                    if model_id in ran:
-                        skipped_images[f"{image_path.name} ({model_id})"] = result.reason
-                    else:
-                        failed_models[model_id] = result.reason
-                    continue
-                ran.add(model_id)
-                record = _record(image_path.name, model_id, truth.mask, result, spaces[model_id], labels)
-                progress.write(json.dumps(record) + "\n")
-                progress.flush()
-                os.fsync(progress.fileno())
-            if on_progress is not None:
-                on_progress(index + 1, total, image_path.name)
-    return write_summary(out_dir, pairing, model_ids, labels, spaces, failed_models, skipped_images)
+    for index, (image_path, mask_path) in enumerate(pairing.pairs):
+        todo = run.todo(image_path.name)
+        if todo:
+            try:
+                pixels, truth = load_pair(image_path, mask_path, run.labels)
+            except ImageError as error:
+                run.skip_image(image_path.name, str(error))
+                todo = []
+        for model_id in todo:
+            run.add(score_pair(engine, pixels, truth, image_path.name, model_id, run.spaces[model_id], run.labels))
+        if on_progress is not None:
+            on_progress(index + 1, total, image_path.name)
+    return run.summary()
 
 
 def _record(image_name: str, model_id: str, truth: np.ndarray, result, space, labels: LabelSet) -> dict:
@@ -211,6 +273,8 @@ def _record(image_name: str, model_id: str, truth: np.ndarray, result, space, la
         "timings_ms": {k: round(v, 3) for k, v in result.timings_ms.items()},
         "cold": result.cold,
         "device": result.device,
+        "precision": result.precision,  # the engine picks it per machine: a reason two machines' masks may differ
+        "machine": machine_name(result.device),
     }
 
 
@@ -229,6 +293,8 @@ def write_summary(out_dir: Path, pairing: Pairing, model_ids: list[str], labels:
         entry.scores.confusion += _dense(record["confusion"], (k, k))
         entry.scores.outside += _dense(record["outside"], (1, k))[0]
         entry.images += 1
+        if "machine" in record:  # records of older versions do not say
+            entry.machines.add(f"{record['machine']} ({record['precision']})")
         if not record["cold"]:
             entry.warm_images += 1
             for step, ms in record["timings_ms"].items():
@@ -245,6 +311,7 @@ def write_summary(out_dir: Path, pairing: Pairing, model_ids: list[str], labels:
         elif model_id in totals:
             t = totals[model_id]
             entry.update({"comparable": True, "space": t.space, "native": t.native, "images": t.images,
+                          "machines": sorted(t.machines),
                           "mean_timings_ms": {s: round(v / t.warm_images, 3) for s, v in t.timings_ms.items()} if t.warm_images else {},
                           **t.scores.to_dict(full_matrix=t.native)})
         if model_id in failed_models:
@@ -256,7 +323,7 @@ def write_summary(out_dir: Path, pairing: Pairing, model_ids: list[str], labels:
         "images": len(pairing.pairs),
         "images_without_mask": pairing.images_without_mask,
         "masks_without_image": pairing.masks_without_image,
-        "skipped_images": skipped_images,
+        "skipped_images": dict(sorted(skipped_images.items())),  # the same whichever order pairs finished in
         "models": models,
     }
     (out_dir / "results.json").write_text(json.dumps(summary, indent=2))

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from ..evidence.areas import AreaShares
+from ..evidence.leaderboard import published_miou as published_miou_of
 from ..evidence.metrics import Scores
 from ..evidence.taxonomy import coarse_labels, shared_space
 from ..runtime.results import Prediction, Result
@@ -130,10 +131,7 @@ def latency_chart(results: list[Result]) -> Figure | None:
 
 
 def published_miou(prediction: Prediction) -> tuple[float, str] | None:
-    for metric in prediction.spec.metrics:
-        if "miou" in metric:
-            return float(metric["miou"]), metric["dataset"]
-    return None
+    return published_miou_of(prediction.spec)
 
 
 def accuracy_latency_chart(results: list[Result]) -> Figure | None:
@@ -191,4 +189,33 @@ def confusion_chart(scores: Scores, title: str, limit: int = 15) -> Figure:
     axes = figure.axes[0]
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
+    return figure
+
+
+def measured_published_chart(rows: list[dict]) -> Figure | None:
+    """The leaderboard's measured mIoU beside the published one, per model (evidence.leaderboard rows); models
+    compared in coarse classes are hatched: their measured number does not compare with the published one."""
+    rows = [row for row in rows if row["measured mIoU (%)"] is not None or row["published mIoU (%)"] is not None]
+    if not rows:
+        return None
+    figure = Figure(figsize=(7, 0.45 * len(rows) + 1.6))
+    axes = figure.subplots()
+    positions = np.arange(len(rows))
+    measured = [row["measured mIoU (%)"] or 0.0 for row in rows]
+    published = [row["published mIoU (%)"] or 0.0 for row in rows]
+    coarse = ["coarse" in row["compared in"] for row in rows]
+    bars = axes.barh(positions - 0.2, measured, height=0.4, color="#1f77b4", label=f"measured ({rows[0]['dataset split']})")
+    for bar, is_coarse in zip(bars, coarse):
+        if is_coarse:
+            bar.set_hatch("//")
+            bar.set_alpha(0.6)
+    axes.barh(positions + 0.2, published, height=0.4, color="#ff7f0e", label="published (catalog)")
+    axes.set_yticks(positions, [row["model"] + (" (coarse)" if c else "") for row, c in zip(rows, coarse)], fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlabel("mIoU (%)")
+    axes.set_xlim(0, 100)
+    axes.set_title("Measured against published mIoU (hatched: coarse classes, not comparable)", fontsize=9)
+    axes.legend(fontsize=7, loc="lower right")
+    axes.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
     return figure

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import platform
 import time
+from functools import lru_cache
 
 import torch
 
@@ -31,6 +33,24 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     return device.type
+
+
+@lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's model name as the OS reports it ("Intel(R) Xeon(R) Processor", "AMD EPYC 9R14 ...")."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_name(device: str) -> str:
+    """The machine a result was computed on, for tables: the device (with its GPU's name) and the CPU."""
+    return f"{device_name(torch.device(device))}; {cpu_model()}, {os.cpu_count()} logical CPUs"
 
 
 def synchronize(device: torch.device) -> None:

@@ -19,6 +19,8 @@ import pandas as pd
 
 from ..catalog import catalog, label_set
 from ..evidence.evaluation import EvaluationError, EvaluationStopped, default_labels, evaluate, pair_files
+from ..evidence.leaderboard import COLUMNS as LEADERBOARD_COLUMNS
+from ..evidence.leaderboard import leaderboard_rows
 from ..runtime.engine import Engine
 from .common import AUTO, mask_label_choices, model_choices
 
@@ -71,9 +73,10 @@ def summary_frames(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def evaluate_uploads(engine: Engine, image_paths: list[str] | None, mask_paths: list[str] | None, model_ids: list[str] | None,
-                     labels_choice: str, on_progress=None) -> tuple[str, pd.DataFrame, pd.DataFrame, list[str]]:
-    """Status markdown, summary table, per-class table and the result files, for the uploaded files."""
-    empty = (pd.DataFrame(), pd.DataFrame(), [])
+                     labels_choice: str, on_progress=None) -> tuple[str, pd.DataFrame, pd.DataFrame, list[str], pd.DataFrame]:
+    """Status markdown, summary table, per-class table, the result files and the measured-against-published table
+    (`eval`'s leaderboard.csv), for the uploaded files."""
+    empty = (pd.DataFrame(), pd.DataFrame(), [], pd.DataFrame())
     if not image_paths or not mask_paths:
         return ("Upload the images and their masks (matched by file name).", *empty)
     if not model_ids:
@@ -106,7 +109,8 @@ def evaluate_uploads(engine: Engine, image_paths: list[str] | None, mask_paths: 
     for name, reason in summary["skipped_images"].items():
         lines.append(f"Skipped {name}: {reason}")
     table, per_class = summary_frames(summary)
-    return (" ".join(lines), table, per_class, [str(out_dir / name) for name in RESULT_FILES])
+    leaderboard = pd.DataFrame(leaderboard_rows(summary, f"{len(pairing.pairs)} uploaded image(s)"), columns=LEADERBOARD_COLUMNS)
+    return (" ".join(lines), table, per_class, [str(out_dir / name) for name in RESULT_FILES], leaderboard)
 
 
 def default_eval_models() -> list[str]:
@@ -133,6 +137,8 @@ def build_evaluate_tab(engine: Engine) -> None:
         summary = gr.Dataframe(label="Scores per model", interactive=False)
         per_class = gr.Dataframe(label="IoU per class", interactive=False)
         files = gr.File(label="results.json, results.csv, per_class_iou.csv, per_image.csv", file_count="multiple", interactive=False)
+        leaderboard = gr.Dataframe(label="Measured against published mIoU (the catalog's numbers; coarse classes do not "
+                                         "compare with them)", interactive=False)
 
         def run(image_paths, mask_paths, model_ids, labels_choice, request: gr.Request, progress=gr.Progress()):
             session = request.session_hash if request is not None else ""
@@ -151,6 +157,6 @@ def build_evaluate_tab(engine: Engine) -> None:
             if request is not None:
                 STOP_REQUESTS.add(request.session_hash)
 
-        run_button.click(run, inputs=[images, masks, models, labels], outputs=[status, summary, per_class, files],
+        run_button.click(run, inputs=[images, masks, models, labels], outputs=[status, summary, per_class, files, leaderboard],
                          api_name="evaluate")
         stop_button.click(stop, inputs=None, outputs=None, queue=False, api_name=False)
