@@ -65,7 +65,8 @@ def test_mask_equals_the_model_cards_inference(model_id, fake_weights, photo, ph
     segmenter, _ = engine.segmenter(model_id)
     assert segmenter.on_device, "the processor takes the photo as a tensor on the model's device (on-device preprocessing)"
     inputs = segmenter.preprocess(photo)
-    assert inputs.keys() == expected_inputs.keys()
+    extra = getattr(segmenter, "EXTRA_INPUTS", ())  # the photo's size beside EoMT's windows: not a model input
+    assert inputs.keys() - set(extra) == expected_inputs.keys()
     for name, expected in expected_inputs.items():
         torch.testing.assert_close(inputs[name], expected, rtol=0, atol=0, msg=f"{model_id}: {name} differs")
 
@@ -124,6 +125,25 @@ def test_checkpoint_classes_match_the_label_set(model_id, fake_weights):
     fake_weights(model_id)
     config = transformers.AutoConfig.from_pretrained(spec.source["repo"], revision=spec.source["revision"])
     assert [config.id2label[i] for i in range(len(config.id2label))] == list(spec.label_set.names)
+
+
+def test_eomt_segments_overlapping_windows_in_either_orientation(fake_weights, photo, tmp_path, engine):
+    """EoMT's processor cuts the resized photo into 512x512 windows along its long side; the backend stitches
+    them as its post-processing does, for a portrait (windows stacked) and a landscape (side by side) photo."""
+    from seggallery.backends.transformers import WindowSegmenter
+
+    spec = get_spec("eomt_large_ade")
+    fake_weights(spec.id)
+    segmenter, _ = engine.segmenter(spec.id)
+    assert isinstance(segmenter, WindowSegmenter)
+    landscape = np.ascontiguousarray(photo.transpose(1, 0, 2))  # 384 x 512
+    Image.fromarray(landscape).save(tmp_path / "landscape.png")
+    windows = segmenter.preprocess(landscape)
+    assert windows["pixel_values"].shape == (2, 3, 512, 512)  # resized to 512 x 682: two windows
+    (_, first_start, first_end), (_, second_start, second_end) = (offsets.tolist() for offsets in windows["patch_offsets"])
+    assert (first_start, second_end) == (0, 682) and second_start < first_end, "the two windows overlap"
+    _, expected = model_card_inference(spec.source, tmp_path / "landscape.png")
+    assert_masks_equal(engine.run(landscape, spec.id), expected, landscape)
 
 
 def test_a_checkpoint_that_lacks_weights_is_refused(fake_weights, tmp_path):

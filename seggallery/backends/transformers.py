@@ -13,8 +13,8 @@ import torch
 import transformers
 
 from ..catalog import ModelSpec
-from ..runtime.segmenter import Segmenter
-from . import weights
+from ..runtime.segmenter import Segmenter, upsample_argmax
+from . import sliding_windows, weights
 from .base import HubFile, WeightFile, hub_files, hub_source_text
 
 _ALLOWED_SUFFIXES = ("ForSemanticSegmentation", "ForUniversalSegmentation")
@@ -74,6 +74,11 @@ def runs_on_torch(processor) -> bool:
     return getattr(getattr(processor, "image_processor", processor), "backend", None) == "torchvision"
 
 
+def _to_device(value, device: torch.device):
+    """A processor output on the model's device; lists (EoMT's window offsets) stay as the processor made them."""
+    return value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+
+
 class TransformersSegmenter(Segmenter):
     def __init__(self, spec: ModelSpec, module: torch.nn.Module, device: torch.device, processor, task: str | None):
         super().__init__(spec, module, device)
@@ -87,7 +92,7 @@ class TransformersSegmenter(Segmenter):
         extra = {"task_inputs": [self.task]} if self.task else {}
         photo = self.upload(image) if self.on_device else image
         batch = self.processor(images=photo, input_data_format="channels_last", return_tensors="pt", **extra)
-        return {name: value.to(self.device, non_blocking=True) for name, value in batch.items()}
+        return {name: _to_device(value, self.device) for name, value in batch.items()}
 
     def forward(self, inputs: dict[str, torch.Tensor]):
         return self.module(**inputs)
@@ -100,6 +105,35 @@ class TransformersSegmenter(Segmenter):
 
     def postprocess(self, outputs, size: tuple[int, int]) -> torch.Tensor:
         return self.processor.post_process_semantic_segmentation(outputs, target_sizes=[tuple(size)])[0]
+
+
+class WindowSegmenter(TransformersSegmenter):
+    """EoMT's semantic inference: the processor cuts the resized photo into overlapping windows, the model
+    segments each, and the windows' class scores are averaged into one map (`sliding_windows`).
+
+    Its inputs carry `photo_size` beside the processor's tensors: the stitching needs the photo's
+    orientation, which the window offsets alone do not give.
+    """
+
+    EXTRA_INPUTS = ("photo_size",)
+
+    def preprocess(self, image: np.ndarray) -> dict:
+        return {**super().preprocess(image), "photo_size": tuple(image.shape[:2])}
+
+    def forward(self, inputs: dict) -> sliding_windows.WindowOutputs:
+        model_inputs = {name: value for name, value in inputs.items() if name not in self.EXTRA_INPUTS}
+        windows = self.module(**model_inputs)
+        scores = sliding_windows.merged_scores(self.processor, windows, inputs["photo_size"])
+        return sliding_windows.WindowOutputs(windows, scores.float())
+
+    def class_scores(self, outputs: sliding_windows.WindowOutputs) -> torch.Tensor:
+        """The merged map as log-probabilities (each pixel's scores normalised over classes)."""
+        scores = outputs.scores.float()
+        return (scores / scores.sum(1, keepdim=True).clamp_min(1e-12)).clamp_min(1e-12).log()
+
+    def postprocess(self, outputs: sliding_windows.WindowOutputs, size: tuple[int, int]) -> torch.Tensor:
+        """The processor's last step: the averaged scores bilinearly resized to the photo, argmax."""
+        return upsample_argmax(outputs.scores, size)
 
 
 def load_processor(spec: ModelSpec, folder: Path, extra_folder: Path | None):
@@ -135,4 +169,5 @@ def build(spec: ModelSpec, device: torch.device) -> Segmenter:
     num_labels = len(model.config.id2label)
     if num_labels != len(spec.label_set):
         raise ValueError(f"{spec.id}: checkpoint predicts {num_labels} classes, label set {spec.labels} has {len(spec.label_set)}")
-    return TransformersSegmenter(spec, model, device, processor, spec.source.get("task"))
+    segmenter_class = WindowSegmenter if sliding_windows.splits_into_windows(processor) else TransformersSegmenter
+    return segmenter_class(spec, model, device, processor, spec.source.get("task"))
