@@ -142,6 +142,8 @@ def test_eomt_segments_overlapping_windows_in_either_orientation(fake_weights, p
     assert windows["pixel_values"].shape == (2, 3, 512, 512)  # resized to 512 x 682: two windows
     (_, first_start, first_end), (_, second_start, second_end) = (offsets.tolist() for offsets in windows["patch_offsets"])
     assert (first_start, second_end) == (0, 682) and second_start < first_end, "the two windows overlap"
+    with torch.inference_mode():
+        assert segmenter.forward(windows).first_window == (0.0, 0.0, 1.0, 512 / 682)  # left: what the live view shows
     _, expected = model_card_inference(spec.source, tmp_path / "landscape.png")
     assert_masks_equal(engine.run(landscape, spec.id), expected, landscape)
 

@@ -26,6 +26,7 @@ class WindowOutputs:
 
     windows: Any  # the model's output: masks_queries_logits / class_queries_logits, one batch item a window
     scores: torch.Tensor  # 1 x C x h x w at the resized photo's size (sums of query probabilities, averaged over windows)
+    first_window: tuple[float, float, float, float]  # top, left, bottom, right of the first window, as fractions of the photo
 
     @property
     def masks_queries_logits(self) -> torch.Tensor:
@@ -52,6 +53,17 @@ def merged_scores(processor, windows, photo_size: tuple[int, int]) -> torch.Tens
     size = resized_size(photo_size, image_processor.size.shortest_edge)
     result = image_processor.post_process_semantic_segmentation(windows, target_sizes=[size], return_segmentation_scores=True)
     return result[0].segmentation_scores[None]
+
+
+def window_box(offsets: torch.Tensor, photo_size: tuple[int, int], shortest_edge: int) -> tuple[float, float, float, float]:
+    """A window's (top, left, bottom, right) as fractions of the photo, from its processor offsets
+    (image, start, end): they run along the long side, which is the height when the photo is taller
+    than wide (the processor's and its post-processing's rule)."""
+    height, width = resized_size(photo_size, shortest_edge)
+    _, start, end = (int(value) for value in offsets)
+    if photo_size[0] > photo_size[1]:
+        return start / height, 0.0, min(end, height) / height, 1.0
+    return 0.0, start / width, 1.0, min(end, width) / width
 
 
 def splits_into_windows(processor) -> bool:

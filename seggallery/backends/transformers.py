@@ -124,7 +124,9 @@ class WindowSegmenter(TransformersSegmenter):
         model_inputs = {name: value for name, value in inputs.items() if name not in self.EXTRA_INPUTS}
         windows = self.module(**model_inputs)
         scores = sliding_windows.merged_scores(self.processor, windows, inputs["photo_size"])
-        return sliding_windows.WindowOutputs(windows, scores.float())
+        shortest_edge = getattr(self.processor, "image_processor", self.processor).size.shortest_edge
+        first = sliding_windows.window_box(inputs["patch_offsets"][0], inputs["photo_size"], shortest_edge)
+        return sliding_windows.WindowOutputs(windows, scores.float(), first)
 
     def class_scores(self, outputs: sliding_windows.WindowOutputs) -> torch.Tensor:
         """The merged map as log-probabilities (each pixel's scores normalised over classes)."""
