@@ -26,6 +26,8 @@ from seggallery.runtime.engine import Engine
 from seggallery.runtime.results import Prediction
 
 TRANSFORMERS_IDS = [spec.id for spec in catalog().values() if spec.backend == "transformers"]
+SEMANTIC_IDS = [model_id for model_id in TRANSFORMERS_IDS if get_spec(model_id).task == "semantic"]
+PANOPTIC_IDS = [model_id for model_id in TRANSFORMERS_IDS if get_spec(model_id).task == "panoptic"]
 WITH_SECOND_REPO = [model_id for model_id in TRANSFORMERS_IDS if "extra" in get_spec(model_id).source]
 
 
@@ -54,7 +56,7 @@ def model_card_inference(source: dict, image_path) -> tuple[dict, np.ndarray]:
     return dict(inputs), mask.numpy()
 
 
-@pytest.mark.parametrize("model_id", TRANSFORMERS_IDS)
+@pytest.mark.parametrize("model_id", SEMANTIC_IDS)
 def test_mask_equals_the_model_cards_inference(model_id, fake_weights, photo, photo_png, engine):
     spec = get_spec(model_id)
     fake_weights(model_id)
@@ -125,6 +127,38 @@ def test_checkpoint_classes_match_the_label_set(model_id, fake_weights):
     fake_weights(model_id)
     config = transformers.AutoConfig.from_pretrained(spec.source["repo"], revision=spec.source["revision"])
     assert [config.id2label[i] for i in range(len(config.id2label))] == list(spec.label_set.names)
+
+
+@pytest.mark.parametrize("model_id", PANOPTIC_IDS)
+def test_panoptic_segments_equal_the_model_cards_inference(model_id, fake_weights, photo, photo_png, engine):
+    """The card's panoptic call (post_process_panoptic_segmentation with its defaults): every segment is one
+    instance with the same pixels, class and score; the label map is the segments' classes, and the card's
+    semantic post-processing of the same outputs where no segment was kept."""
+    spec = get_spec(model_id)
+    fake_weights(model_id)
+    result = engine.run(photo, model_id)
+    assert isinstance(result, Prediction), getattr(result, "reason", result)
+    repo, revision = spec.source["repo"], spec.source["revision"]
+    processor = card_processor_class(spec.source).from_pretrained(repo, revision=revision)
+    model = getattr(transformers, spec.source["model_class"]).from_pretrained(repo, revision=revision)
+    image = Image.open(photo_png)
+    with torch.no_grad():
+        outputs = model(**processor(images=image, return_tensors="pt", task_inputs=["panoptic"]))
+    size = [(image.height, image.width)]
+    panoptic = processor.post_process_panoptic_segmentation(outputs, target_sizes=size)[0]
+    segments = panoptic["segments_info"]
+    assert len({info["label_id"] for info in segments}) > 1, "segments of one class would make the comparison say little"
+    segmentation = panoptic["segmentation"].numpy()
+    np.testing.assert_array_equal(result.instances.masks, np.stack([segmentation == info["id"] for info in segments]))
+    np.testing.assert_array_equal(result.instances.labels, [info["label_id"] for info in segments])
+    np.testing.assert_allclose(result.instances.scores, [info["score"] for info in segments], rtol=1e-6)
+    expected = processor.post_process_semantic_segmentation(outputs, target_sizes=size)[0].numpy()
+    for info in segments:
+        expected[segmentation == info["id"]] = info["label_id"]
+    assert_masks_equal(result, expected, photo)
+    box = result.instances.boxes[0]  # x0, y0, x1, y1 around the first segment's pixels
+    rows, cols = np.nonzero(result.instances.masks[0])
+    assert tuple(box) == (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1)
 
 
 def test_eomt_segments_overlapping_windows_in_either_orientation(fake_weights, photo, tmp_path, engine):

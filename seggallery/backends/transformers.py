@@ -14,7 +14,7 @@ import transformers
 
 from ..catalog import ModelSpec
 from ..runtime.segmenter import Segmenter, upsample_argmax
-from . import sliding_windows, weights
+from . import panoptic_segments, sliding_windows, weights
 from .base import HubFile, WeightFile, hub_files, hub_source_text
 
 _ALLOWED_SUFFIXES = ("ForSemanticSegmentation", "ForUniversalSegmentation")
@@ -138,6 +138,25 @@ class WindowSegmenter(TransformersSegmenter):
         return upsample_argmax(outputs.scores, size)
 
 
+class PanopticSegmenter(TransformersSegmenter):
+    """A universal checkpoint told the task "panoptic": its segments (things and stuff) as instances, as
+    the processor's post_process_panoptic_segmentation gives them with its defaults (the model card's
+    call), and each pixel's segment class as its semantic reading (`panoptic_segments`)."""
+
+    def _panoptic(self, outputs, size: tuple[int, int]) -> dict:
+        # label_ids_to_fuse=set() is what the card's call (none given) falls back to, without its warning
+        return self.processor.post_process_panoptic_segmentation(outputs, target_sizes=[tuple(size)], label_ids_to_fuse=set())[0]
+
+    def postprocess(self, outputs, size: tuple[int, int]) -> torch.Tensor:
+        panoptic = self._panoptic(outputs, size)
+        semantic = super().postprocess(outputs, size)
+        return panoptic_segments.panoptic_reading(panoptic["segmentation"], panoptic["segments_info"], semantic)
+
+    def instances(self, outputs, size: tuple[int, int]):
+        panoptic = self._panoptic(outputs, size)
+        return panoptic_segments.segments_to_instances(panoptic["segmentation"], panoptic["segments_info"])
+
+
 def load_processor(spec: ModelSpec, folder: Path, extra_folder: Path | None):
     """The checkpoint's own processor, from its snapshot folder.
 
@@ -171,5 +190,9 @@ def build(spec: ModelSpec, device: torch.device) -> Segmenter:
     num_labels = len(model.config.id2label)
     if num_labels != len(spec.label_set):
         raise ValueError(f"{spec.id}: checkpoint predicts {num_labels} classes, label set {spec.labels} has {len(spec.label_set)}")
-    segmenter_class = WindowSegmenter if sliding_windows.splits_into_windows(processor) else TransformersSegmenter
+    segmenter_class = TransformersSegmenter
+    if sliding_windows.splits_into_windows(processor):
+        segmenter_class = WindowSegmenter
+    elif spec.task == "panoptic":
+        segmenter_class = PanopticSegmenter
     return segmenter_class(spec, model, device, processor, spec.source.get("task"))

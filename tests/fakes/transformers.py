@@ -310,7 +310,8 @@ def _center_query_heads(model, inputs, norm, class_head, mask_first, mask_last, 
 
 def write(spec) -> None:
     source, extra = spec.source, spec.source.get("extra")
-    folder = built_once(spec.id, lambda folder: _build(spec, folder))
+    owner = _first_entry_of(source["repo"], source["revision"])  # one checkpoint per repo commit, as on the Hub
+    folder = built_once(owner.id, lambda folder: _build(owner, folder))
     put_in_hub_cache(source["repo"], source["revision"], {name: folder / name for name in source["files"]})
     if extra is not None:
         files = {name: folder / EXTRA / name for name in extra["files"]}
@@ -321,6 +322,15 @@ def write(spec) -> None:
 
 
 EXTRA = "extra-repo"  # beside the model files: the second repo's files
+
+
+def _first_entry_of(repo: str, revision: str):
+    """The catalog's first entry of a repo commit: entries that read the same checkpoint another way
+    (OneFormer told "panoptic" instead of "semantic") get that entry's fake, not a second one that would
+    overwrite it in the cache."""
+    from seggallery.catalog import catalog
+
+    return next(spec for spec in catalog().values() if (spec.source.get("repo"), spec.source.get("revision")) == (repo, revision))
 
 
 def _build(spec, folder: Path) -> None:
