@@ -26,6 +26,8 @@ from seggallery.runtime.engine import Engine
 from seggallery.runtime.results import Prediction
 
 TRANSFORMERS_IDS = [spec.id for spec in catalog().values() if spec.backend == "transformers"]
+SEMANTIC_IDS = [model_id for model_id in TRANSFORMERS_IDS if get_spec(model_id).task == "semantic"]
+PANOPTIC_IDS = [model_id for model_id in TRANSFORMERS_IDS if get_spec(model_id).task == "panoptic"]
 WITH_SECOND_REPO = [model_id for model_id in TRANSFORMERS_IDS if "extra" in get_spec(model_id).source]
 
 
@@ -54,7 +56,7 @@ def model_card_inference(source: dict, image_path) -> tuple[dict, np.ndarray]:
     return dict(inputs), mask.numpy()
 
 
-@pytest.mark.parametrize("model_id", TRANSFORMERS_IDS)
+@pytest.mark.parametrize("model_id", SEMANTIC_IDS)
 def test_mask_equals_the_model_cards_inference(model_id, fake_weights, photo, photo_png, engine):
     spec = get_spec(model_id)
     fake_weights(model_id)
@@ -65,7 +67,8 @@ def test_mask_equals_the_model_cards_inference(model_id, fake_weights, photo, ph
     segmenter, _ = engine.segmenter(model_id)
     assert segmenter.on_device, "the processor takes the photo as a tensor on the model's device (on-device preprocessing)"
     inputs = segmenter.preprocess(photo)
-    assert inputs.keys() == expected_inputs.keys()
+    extra = getattr(segmenter, "EXTRA_INPUTS", ())  # the photo's size beside EoMT's windows: not a model input
+    assert inputs.keys() - set(extra) == expected_inputs.keys()
     for name, expected in expected_inputs.items():
         torch.testing.assert_close(inputs[name], expected, rtol=0, atol=0, msg=f"{model_id}: {name} differs")
 
@@ -124,6 +127,59 @@ def test_checkpoint_classes_match_the_label_set(model_id, fake_weights):
     fake_weights(model_id)
     config = transformers.AutoConfig.from_pretrained(spec.source["repo"], revision=spec.source["revision"])
     assert [config.id2label[i] for i in range(len(config.id2label))] == list(spec.label_set.names)
+
+
+@pytest.mark.parametrize("model_id", PANOPTIC_IDS)
+def test_panoptic_segments_equal_the_model_cards_inference(model_id, fake_weights, photo, photo_png, engine):
+    """The card's panoptic call (post_process_panoptic_segmentation with its defaults): every segment is one
+    instance with the same pixels, class and score; the label map is the segments' classes, and the card's
+    semantic post-processing of the same outputs where no segment was kept."""
+    spec = get_spec(model_id)
+    fake_weights(model_id)
+    result = engine.run(photo, model_id)
+    assert isinstance(result, Prediction), getattr(result, "reason", result)
+    repo, revision = spec.source["repo"], spec.source["revision"]
+    processor = card_processor_class(spec.source).from_pretrained(repo, revision=revision)
+    model = getattr(transformers, spec.source["model_class"]).from_pretrained(repo, revision=revision)
+    image = Image.open(photo_png)
+    with torch.no_grad():
+        outputs = model(**processor(images=image, return_tensors="pt", task_inputs=["panoptic"]))
+    size = [(image.height, image.width)]
+    panoptic = processor.post_process_panoptic_segmentation(outputs, target_sizes=size)[0]
+    segments = panoptic["segments_info"]
+    assert len({info["label_id"] for info in segments}) > 1, "segments of one class would make the comparison say little"
+    segmentation = panoptic["segmentation"].numpy()
+    np.testing.assert_array_equal(result.instances.masks, np.stack([segmentation == info["id"] for info in segments]))
+    np.testing.assert_array_equal(result.instances.labels, [info["label_id"] for info in segments])
+    np.testing.assert_allclose(result.instances.scores, [info["score"] for info in segments], rtol=1e-6)
+    expected = processor.post_process_semantic_segmentation(outputs, target_sizes=size)[0].numpy()
+    for info in segments:
+        expected[segmentation == info["id"]] = info["label_id"]
+    assert_masks_equal(result, expected, photo)
+    box = result.instances.boxes[0]  # x0, y0, x1, y1 around the first segment's pixels
+    rows, cols = np.nonzero(result.instances.masks[0])
+    assert tuple(box) == (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1)
+
+
+def test_eomt_segments_overlapping_windows_in_either_orientation(fake_weights, photo, tmp_path, engine):
+    """EoMT's processor cuts the resized photo into 512x512 windows along its long side; the backend stitches
+    them as its post-processing does, for a portrait (windows stacked) and a landscape (side by side) photo."""
+    from seggallery.backends.transformers import WindowSegmenter
+
+    spec = get_spec("eomt_large_ade")
+    fake_weights(spec.id)
+    segmenter, _ = engine.segmenter(spec.id)
+    assert isinstance(segmenter, WindowSegmenter)
+    landscape = np.ascontiguousarray(photo.transpose(1, 0, 2))  # 384 x 512
+    Image.fromarray(landscape).save(tmp_path / "landscape.png")
+    windows = segmenter.preprocess(landscape)
+    assert windows["pixel_values"].shape == (2, 3, 512, 512)  # resized to 512 x 682: two windows
+    (_, first_start, first_end), (_, second_start, second_end) = (offsets.tolist() for offsets in windows["patch_offsets"])
+    assert (first_start, second_end) == (0, 682) and second_start < first_end, "the two windows overlap"
+    with torch.inference_mode():
+        assert segmenter.forward(windows).first_window == (0.0, 0.0, 1.0, 512 / 682)  # left: what the live view shows
+    _, expected = model_card_inference(spec.source, tmp_path / "landscape.png")
+    assert_masks_equal(engine.run(landscape, spec.id), expected, landscape)
 
 
 def test_a_checkpoint_that_lacks_weights_is_refused(fake_weights, tmp_path):

@@ -148,8 +148,9 @@ def test_the_catalog_knows_the_task_axis():
     from seggallery.catalog import TASKS, CatalogError, _spec_from_entry
 
     assert TASKS == ("semantic", "instance", "panoptic")
-    assert {spec.task for spec in catalog().values()} == {"semantic", "instance"}
+    assert {spec.task for spec in catalog().values()} == {"semantic", "instance", "panoptic"}
     assert {spec.id for spec in catalog().values() if spec.task == "instance"} == {"maskrcnn_resnet50_fpn_v2", "maskrcnn_resnet50_fpn"}
+    assert {spec.id for spec in catalog().values() if spec.task == "panoptic"} == {"oneformer_swin_tiny_ade_panoptic"}
     entry = {key: getattr(get_spec("fcn_resnet50"), key) for key in ("id", "name", "family", "backend", "labels", "source",
                                                                     "preprocess", "license", "paper")}
     assert _spec_from_entry({**entry, "task": "panoptic"}).task == "panoptic"

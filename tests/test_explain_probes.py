@@ -81,6 +81,12 @@ def _transformers(model_id):
         model = transformers.MobileNetV2ForSemanticSegmentation(transformers.MobileNetV2Config(num_labels=21, output_stride=8))
     elif model_id == "deeplabv3_mobilevit_small":
         model = transformers.MobileViTForSemanticSegmentation(transformers.MobileViTConfig(num_labels=21, output_stride=16))
+    elif model_id == "mask2former_swin_tiny_ade":
+        swin_tiny = transformers.SwinConfig(embed_dim=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24],
+                                            out_features=["stage1", "stage2", "stage3", "stage4"])
+        model = transformers.Mask2FormerForUniversalSegmentation(transformers.Mask2FormerConfig(backbone_config=swin_tiny, num_labels=150))
+    elif model_id == "eomt_large_ade":
+        return _eomt_window_segmenter(spec)
     elif model_id == "oneformer_swin_tiny_ade":
         config = transformers.OneFormerConfig(num_labels=150)
         model = transformers.OneFormerForUniversalSegmentation(config)
@@ -88,6 +94,25 @@ def _transformers(model_id):
     else:
         raise KeyError(model_id)
     return TransformersSegmenter(spec, model, CPU, processor=None, task=None), pixels
+
+
+def _eomt_window_segmenter(spec):
+    """EoMT with ViT-L's layout scaled down (4 blocks of 64 channels, queries in the last 2) on one square
+    window: its grid is fixed by the config's image size, so its input is one EOMT_WINDOW x EOMT_WINDOW
+    window with the processor's offsets, as the windowed segmenter gets it."""
+    from seggallery.backends.transformers import WindowSegmenter
+
+    config = transformers.EomtConfig(hidden_size=64, num_hidden_layers=4, num_attention_heads=2, image_size=EOMT_WINDOW,
+                                     num_queries=20, num_blocks=2, num_labels=150)
+    processor = transformers.EomtImageProcessor(size={"shortest_edge": EOMT_WINDOW}, do_split_image=True)
+    inputs = {"pixel_values": torch.randn(1, 3, EOMT_WINDOW, EOMT_WINDOW), "patch_offsets": [torch.tensor([0, 0, EOMT_WINDOW])],
+              "photo_size": (EOMT_WINDOW, EOMT_WINDOW)}
+    model = transformers.EomtForUniversalSegmentation(config)
+    return WindowSegmenter(spec, model, CPU, processor=processor, task=None), inputs
+
+
+EOMT_WINDOW = 128
+INPUT_SIZES = {"eomt_large_ade": (EOMT_WINDOW, EOMT_WINDOW)}  # the others take the H x W input
 
 
 # model id -> {tap path: expected (channels, height, width)}. One model per (family, backend): the torchvision
@@ -140,6 +165,11 @@ EXPECTED = {
     "oneformer_swin_tiny_ade": {
         "model.pixel_level_module.decoder.input_projections.0": (768, 3, 4),
         "model.pixel_level_module.decoder.mask_projection": (256, 24, 32), "output": (150, 24, 32)},
+    "mask2former_swin_tiny_ade": {  # the output: 100 queries' masks at 1/4
+        "model.pixel_level_module.decoder.input_projections.0": (768, 3, 4),
+        "model.pixel_level_module.decoder.mask_projection": (256, 24, 32), "output": (100, 24, 32)},
+    "eomt_large_ade": {  # 1/16 patch tokens, upscaled to 1/4; the output: the first window's 20 queries' masks
+        "embeddings.patch_embeddings.projection": (64, 8, 8), "upscale_block": (64, 32, 32), "output": (20, 32, 32)},
     "smp_upernet_convnext_tiny": {
         "decoder.psp.blocks.0": (256, 1, 1), "decoder.psp.blocks.1": (256, 2, 2), "decoder.psp.blocks.2": (256, 3, 3),
         "decoder.psp.blocks.3": (256, 6, 6), "decoder.psp": (256, 3, 4), "decoder.fpn_conv_blocks.2": (256, 24, 32),
@@ -178,7 +208,7 @@ def test_hooks_capture_the_expected_shapes(model_id, fake_weights, photo):
         assert any(matches(pattern, name) for name in names), f"ladder pattern {pattern!r} matches no module of {model_id}"
     inside, _ = capture(segmenter, inputs, probe)
     assert inside.missing == []
-    assert inside.input_size == (H, W)
+    assert inside.input_size == INPUT_SIZES.get(model_id, (H, W))
     # by module path; where one module is tapped for its input and its output (ENet), the output is checked
     ordered = sorted(inside.captured, key=lambda c: c.tap.take == "output")
     shapes = {c.tap.path: tuple(c.tensor.shape) for c in ordered}
@@ -188,7 +218,7 @@ def test_hooks_capture_the_expected_shapes(model_id, fake_weights, photo):
     ours = [h for m in segmenter.module.modules() for h in m._forward_hooks.values() if h.__qualname__.startswith("capture.")]
     assert ours == []  # (transformers installs hooks of its own on the first forward: those stay)
     # the ladder starts at the input and passes through the coarsest map the decoder reads
-    assert (inside.ladder[0].height, inside.ladder[0].width) == (H, W)
+    assert (inside.ladder[0].height, inside.ladder[0].width) == INPUT_SIZES.get(model_id, (H, W))
     assert len(inside.ladder) >= 3
     if model_id in ATROUS:
         dilations = [c.layer for c in inside.captured if c.layer]

@@ -6,6 +6,7 @@ can be steered by a config's `auto_map` into remote code; trust_remote_code is n
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,8 @@ import torch
 import transformers
 
 from ..catalog import ModelSpec
-from ..runtime.segmenter import Segmenter
-from . import weights
+from ..runtime.segmenter import Segmenter, upsample_argmax
+from . import panoptic_segments, sliding_windows, weights
 from .base import HubFile, WeightFile, hub_files, hub_source_text
 
 _ALLOWED_SUFFIXES = ("ForSemanticSegmentation", "ForUniversalSegmentation")
@@ -74,6 +75,11 @@ def runs_on_torch(processor) -> bool:
     return getattr(getattr(processor, "image_processor", processor), "backend", None) == "torchvision"
 
 
+def _to_device(value, device: torch.device):
+    """A processor output on the model's device; lists (EoMT's window offsets) stay as the processor made them."""
+    return value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+
+
 class TransformersSegmenter(Segmenter):
     def __init__(self, spec: ModelSpec, module: torch.nn.Module, device: torch.device, processor, task: str | None):
         super().__init__(spec, module, device)
@@ -87,7 +93,7 @@ class TransformersSegmenter(Segmenter):
         extra = {"task_inputs": [self.task]} if self.task else {}
         photo = self.upload(image) if self.on_device else image
         batch = self.processor(images=photo, input_data_format="channels_last", return_tensors="pt", **extra)
-        return {name: value.to(self.device, non_blocking=True) for name, value in batch.items()}
+        return {name: _to_device(value, self.device) for name, value in batch.items()}
 
     def forward(self, inputs: dict[str, torch.Tensor]):
         return self.module(**inputs)
@@ -100,6 +106,66 @@ class TransformersSegmenter(Segmenter):
 
     def postprocess(self, outputs, size: tuple[int, int]) -> torch.Tensor:
         return self.processor.post_process_semantic_segmentation(outputs, target_sizes=[tuple(size)])[0]
+
+
+class WindowSegmenter(TransformersSegmenter):
+    """EoMT's semantic inference: the processor cuts the resized photo into overlapping windows, the model
+    segments each, and the windows' class scores are averaged into one map (`sliding_windows`).
+
+    Its inputs carry `photo_size` beside the processor's tensors: the stitching needs the photo's
+    orientation, which the window offsets alone do not give. The stitching runs (and is timed) with the
+    forward step, so that the class scores exist before the label map is made.
+    """
+
+    EXTRA_INPUTS = ("photo_size",)
+
+    def preprocess(self, image: np.ndarray) -> dict:
+        return {**super().preprocess(image), "photo_size": tuple(image.shape[:2])}
+
+    def forward(self, inputs: dict) -> sliding_windows.WindowOutputs:
+        model_inputs = {name: value for name, value in inputs.items() if name not in self.EXTRA_INPUTS}
+        windows = self.module(**model_inputs)
+        scores = sliding_windows.merged_scores(self.processor, windows, inputs["photo_size"])
+        shortest_edge = getattr(self.processor, "image_processor", self.processor).size.shortest_edge
+        first = sliding_windows.window_box(inputs["patch_offsets"][0], inputs["photo_size"], shortest_edge)
+        return sliding_windows.WindowOutputs(windows, scores.float(), first)
+
+    def class_scores(self, outputs: sliding_windows.WindowOutputs) -> torch.Tensor:
+        """The merged map as log-probabilities (each pixel's scores normalised over classes)."""
+        scores = outputs.scores.float()
+        return (scores / scores.sum(1, keepdim=True).clamp_min(1e-12)).clamp_min(1e-12).log()
+
+    def postprocess(self, outputs: sliding_windows.WindowOutputs, size: tuple[int, int]) -> torch.Tensor:
+        """The processor's last step: the averaged scores bilinearly resized to the photo, argmax."""
+        return upsample_argmax(outputs.scores, size)
+
+
+class PanopticSegmenter(TransformersSegmenter):
+    """A universal checkpoint told the task "panoptic": its segments (things and stuff) as instances, as
+    the processor's post_process_panoptic_segmentation gives them with its defaults (the model card's
+    call), and each pixel's segment class as its semantic reading (`panoptic_segments`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._last = threading.local()  # this thread's last (outputs, size, segments): postprocess and instances share one
+
+    def _panoptic(self, outputs, size: tuple[int, int]) -> dict:
+        last = getattr(self._last, "value", None)
+        if last is not None and last[0] is outputs and last[1] == tuple(size):
+            return last[2]
+        # label_ids_to_fuse=set() is what the card's call (none given) falls back to, without its warning
+        panoptic = self.processor.post_process_panoptic_segmentation(outputs, target_sizes=[tuple(size)], label_ids_to_fuse=set())[0]
+        self._last.value = (outputs, tuple(size), panoptic)
+        return panoptic
+
+    def postprocess(self, outputs, size: tuple[int, int]) -> torch.Tensor:
+        panoptic = self._panoptic(outputs, size)
+        semantic = super().postprocess(outputs, size)
+        return panoptic_segments.panoptic_reading(panoptic["segmentation"], panoptic["segments_info"], semantic)
+
+    def instances(self, outputs, size: tuple[int, int]):
+        panoptic = self._panoptic(outputs, size)
+        return panoptic_segments.segments_to_instances(panoptic["segmentation"], panoptic["segments_info"])
 
 
 def load_processor(spec: ModelSpec, folder: Path, extra_folder: Path | None):
@@ -135,4 +201,9 @@ def build(spec: ModelSpec, device: torch.device) -> Segmenter:
     num_labels = len(model.config.id2label)
     if num_labels != len(spec.label_set):
         raise ValueError(f"{spec.id}: checkpoint predicts {num_labels} classes, label set {spec.labels} has {len(spec.label_set)}")
-    return TransformersSegmenter(spec, model, device, processor, spec.source.get("task"))
+    segmenter_class = TransformersSegmenter
+    if sliding_windows.splits_into_windows(processor):
+        segmenter_class = WindowSegmenter
+    elif spec.task == "panoptic":
+        segmenter_class = PanopticSegmenter
+    return segmenter_class(spec, model, device, processor, spec.source.get("task"))

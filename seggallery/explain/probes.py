@@ -101,7 +101,7 @@ def matches(pattern: str, module_path: str) -> bool:
 class Captured:
     tap: Tap
     tensor: torch.Tensor  # the first batch item, on the CPU, float32
-    extra: dict[str, torch.Tensor] = field(default_factory=dict)  # query_masks: the per-query class logits
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)  # query_masks: the per-query class logits, the window
     layer: str = ""  # the tapped module's first convolution when dilated, e.g. "3x3 conv, dilation 12"
 
 
@@ -236,7 +236,11 @@ def _from_output(tap: Tap, outputs: Any) -> Captured | None:
         classes = getattr(outputs, "class_queries_logits", None)
         if masks is None or classes is None:
             return None
-        return Captured(tap, _keep(masks), {"class_logits": _keep(classes)})
+        extra = {"class_logits": _keep(classes)}
+        window = getattr(outputs, "first_window", None)  # EoMT: the queries of the first window only
+        if window is not None:
+            extra["window"] = torch.tensor(window)
+        return Captured(tap, _keep(masks), extra)
     value = outputs
     for attribute in tap.path.split(".")[1:]:
         value = getattr(value, attribute, None)

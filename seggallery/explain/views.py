@@ -114,6 +114,16 @@ def pictures(captured: Captured, inside: Inside, photo: np.ndarray) -> list[Pict
     return [(enlarge(principal_rgb(tensor)), _caption(captured, inside, what))]
 
 
+def _window_of(photo: np.ndarray, captured: Captured) -> np.ndarray:
+    """The part of the photo the queries saw: all of it, or the window (top, left, bottom, right fractions)
+    of a model that segments in windows (EoMT)."""
+    if "window" not in captured.extra:
+        return photo
+    top, left, bottom, right = captured.extra["window"].tolist()
+    height, width = photo.shape[:2]
+    return photo[round(top * height):round(bottom * height), round(left * width):round(right * width)]
+
+
 def query_pictures(captured: Captured, inside: Inside, photo: np.ndarray, top: int = TOP_QUERIES) -> list[Picture]:
     """The queries that contribute most to the semantic map: class probability x mean mask probability."""
     labels = inside.spec.label_set
@@ -123,7 +133,8 @@ def query_pictures(captured: Captured, inside: Inside, photo: np.ndarray, top: i
     contribution = confidence * masks.mean((1, 2))
     order = contribution.argsort(descending=True)[:top]
     height, width = masks.shape[1:]
-    small_photo = np.asarray(Image.fromarray(photo).resize((width, height), Image.Resampling.BILINEAR))
+    small_photo = np.asarray(Image.fromarray(_window_of(photo, captured)).resize((width, height), Image.Resampling.BILINEAR))
+    seen = "first window" if "window" in captured.extra else "image"
     result = []
     for query in order.tolist():
         class_id = int(class_ids[query])
@@ -132,7 +143,7 @@ def query_pictures(captured: Captured, inside: Inside, photo: np.ndarray, top: i
         tinted = small_photo.astype(np.float32) * (1 - 0.75 * mask) + color * 0.75 * mask
         name = labels.names[class_id] if class_id < len(labels) else f"class {class_id}"
         what = (f"{captured.tap.title} {query} of {masks.shape[0]} -> {name} (class probability "
-                f"{float(confidence[query]):.2f}, mask covers {100 * float(masks[query].mean()):.0f}% of the image, at "
+                f"{float(confidence[query]):.2f}, mask covers {100 * float(masks[query].mean()):.0f}% of the {seen}, at "
                 f"{_map_size(inside, height, width)})")
         result.append((enlarge(tinted.clip(0, 255).astype(np.uint8)), what))
     return result

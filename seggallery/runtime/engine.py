@@ -4,8 +4,8 @@ The engine is given its loader (spec, device -> plain Segmenter; by default the 
 and tools can hand it another. It tunes every loaded model (seggallery.runtime.optimiser; a reduced
 precision is checked against fp32 before its first prediction, as part of the cold call's "load" time),
 keeps loaded models in a byte-bounded cache, retries a model that runs out of memory with less
-(seggallery.runtime.memory), and turns every failure into a Failure value so that one broken model never
-takes the others down.
+(seggallery.runtime.memory), remembers how long each model took (seggallery.runtime.slow_runs), and turns
+every failure into a Failure value so that one broken model never takes the others down.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from .memory import run_within_memory
 from .model_cache import ModelCache
 from .results import Failure, Result, describe_failure
 from .segmenter import Segmenter
+from .slow_runs import SlowRuns
 
 Loader = Callable[[ModelSpec, torch.device], Segmenter]
 
@@ -48,6 +49,7 @@ class Engine:
     options: speed.SpeedOptions = field(default_factory=speed.SpeedOptions.from_env)
     checks: speed.PrecisionChecks = field(default_factory=speed.PrecisionChecks)
     loader: Loader = load_segmenter
+    slow: SlowRuns = field(default_factory=SlowRuns)  # each model's last time on each device, for the UI's warning
 
     def __post_init__(self):
         self._load_locks: dict[str, threading.Lock] = {}
@@ -119,6 +121,7 @@ class Engine:
         if load_ms is not None:
             prediction.cold = True
             prediction.timings_ms = {**cold_steps(load_ms, loaded[0].download_ms), **prediction.timings_ms}
+        self.slow.record(model_id, prediction.torch_device or str(self.device), prediction.timings_ms, loading=load_ms is not None)
         return prediction
 
     def run_many(

@@ -131,6 +131,9 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
             except ModelNotAllowed as error:
                 return fail(f"**This model cannot be used:** {error}.")
 
+            slow = engine.slow.warnings([(m, allowed_spec(m).name) for m in model_ids], str(engine.device))
+            for sentence in slow:
+                gr.Warning(f"{sentence}: expect a wait.")
             status_line = ProgressLine(progress, len(model_ids))
             with download_progress.reporting(status_line.downloading):
                 results = engine.run_many(image.pixels, list(model_ids)[:MAX_MODELS],
@@ -140,6 +143,8 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
             failed = sum(isinstance(r, Failure) for r in results)
             notes = "".join(f" {note}." for note in image.notes)
             message = f"{len(results) - failed} of {len(results)} models ran on {image.pixels.shape[1]}x{image.pixels.shape[0]} pixels.{notes}"
+            if slow:
+                message += f" Warned before running (over {engine.slow.limit_s:.0f} s here): {'; '.join(slow)}."
             return [comparison, message, photo_picture(comparison), *slot_updates(comparison, opacity_value, threshold_value),
                     *table_updates(results), build_report(image, results, upload_name(photo_path), agreed=comparison.agreed)]
 

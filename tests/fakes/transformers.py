@@ -85,13 +85,17 @@ def _mobilevit(spec):
     return config, processor
 
 
-def _oneformer(spec):
-    backbone = transformers.SwinConfig(
+def _tiny_swin() -> transformers.SwinConfig:
+    """The backbone of the tiny OneFormer and Mask2Former: Swin with one block per stage, four stages out."""
+    return transformers.SwinConfig(
         embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=7, drop_path_rate=0.0,
         out_features=["stage1", "stage2", "stage3", "stage4"],
     )
+
+
+def _oneformer(spec):
     config = transformers.OneFormerConfig(
-        backbone_config=backbone, num_queries=16, hidden_dim=32, conv_dim=32, mask_dim=32,
+        backbone_config=_tiny_swin(), num_queries=16, hidden_dim=32, conv_dim=32, mask_dim=32,
         encoder_feedforward_dim=64, encoder_layers=1, decoder_layers=2, dim_feedforward=64,
         num_attention_heads=2, query_dec_layers=1, task_seq_len=77, text_encoder_width=32,
         text_encoder_num_layers=1, text_encoder_proj_layers=1, **_labels(spec),
@@ -111,11 +115,50 @@ def _oneformer(spec):
     return config, processor
 
 
+def _mask2former(spec):
+    config = transformers.Mask2FormerConfig(
+        backbone_config=_tiny_swin(), num_queries=16, hidden_dim=32, mask_feature_size=32, feature_size=32,
+        encoder_feedforward_dim=64, encoder_layers=1, decoder_layers=2, dim_feedforward=64,
+        num_attention_heads=2, **_labels(spec),
+    )
+    # facebook/mask2former-swin-tiny-ade-semantic at 31d43a0: seen verbatim (538 B). The Cityscapes repo's
+    # file at e59f265 (536 B) is inferred: main's file (seen, 537 B, num_labels 19) with the type
+    # MaskFormerImageProcessor that a later commit changed, one character shorter.
+    processor_type = "Mask2FormerImageProcessor" if len(spec.label_set) == 150 else "MaskFormerImageProcessor"
+    processor = {
+        "_max_size": 2048, "do_normalize": True, "do_rescale": True, "do_resize": True, "ignore_index": 255,
+        "image_mean": [0.48500001430511475, 0.4560000002384186, 0.4059999883174896],
+        "image_processor_type": processor_type,
+        "image_std": [0.2290000021457672, 0.2239999920129776, 0.22499999403953552],
+        "num_labels": len(spec.label_set), "reduce_labels": False, "resample": 2,
+        "rescale_factor": 0.00392156862745098, "size": {"height": 384, "width": 384}, "size_divisor": 32,
+    }
+    return config, processor
+
+
+def _eomt(spec):
+    config = transformers.EomtConfig(
+        hidden_size=32, num_hidden_layers=4, num_attention_heads=2, image_size=512, patch_size=16,
+        num_queries=16, num_blocks=2, num_register_tokens=4, **_labels(spec),
+    )
+    # tue-mps/ade20k_semantic_eomt_large_512: inferred from the EoMT documentation (semantic checkpoints
+    # split the photo into windows of the shorter side, 512; ImageNet mean and std; no padding).
+    processor = {
+        "do_normalize": True, "do_pad": False, "do_rescale": True, "do_resize": True, "do_split_image": True,
+        "ignore_index": None, "image_mean": IMAGENET_MEAN, "image_processor_type": "EomtImageProcessor",
+        "image_std": IMAGENET_STD, "resample": 2, "rescale_factor": 0.00392156862745098,
+        "size": {"shortest_edge": 512},
+    }
+    return config, processor
+
+
 SMALL_MODELS = {
     "SegformerForSemanticSegmentation": _segformer,
     "MobileNetV2ForSemanticSegmentation": _mobilenet_v2,
     "MobileViTForSemanticSegmentation": _mobilevit,
     "OneFormerForUniversalSegmentation": _oneformer,
+    "Mask2FormerForUniversalSegmentation": _mask2former,
+    "EomtForUniversalSegmentation": _eomt,
 }
 
 
@@ -217,27 +260,42 @@ def _make_decisive(spec, model, processor) -> None:
     task = {"task_inputs": [spec.source["task"]] * len(photos)} if "task" in spec.source else {}
     if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         calibrate_batchnorm(model, lambda: model(**processor(images=photos, return_tensors="pt", **task)))
+    if isinstance(model, transformers.EomtForUniversalSegmentation):
+        # A trained EoMT has annealed its masked attention away (every block's probability 0): inference
+        # runs plain attention, as the real checkpoint's buffer says (inferred from the paper's schedule).
+        model.attn_mask_probs.zero_()
+        linears = [m for m in model.mask_head.modules() if isinstance(m, torch.nn.Linear)]
+        heads = (model.layernorm, model.class_predictor, linears[0], linears[-1])
+        inputs = processor(images=photos[:1], return_tensors="pt")
+        _center_query_heads(model, inputs, *heads, queries_of=lambda normed: normed[0, : model.config.num_queries])
     if isinstance(model, transformers.OneFormerForUniversalSegmentation):
-        _center_oneformer_heads(model, processor(images=photos[:1], return_tensors="pt", task_inputs=task["task_inputs"][:1]))
+        decoder = model.model.transformer_module.decoder
+        heads = (decoder.decoder_norm, decoder.class_embed, decoder.mask_embed.layers[0].layers[0], decoder.mask_embed.layers[-1].layers[0])
+        _center_query_heads(model, processor(images=photos[:1], return_tensors="pt", task_inputs=task["task_inputs"][:1]), *heads)
+    if isinstance(model, transformers.Mask2FormerForUniversalSegmentation):
+        decoder = model.model.transformer_module.decoder
+        linears = [m for m in decoder.mask_predictor.mask_embedder.modules() if isinstance(m, torch.nn.Linear)]
+        heads = (decoder.layernorm, model.class_predictor, linears[0], linears[-1])
+        _center_query_heads(model, processor(images=photos[:1], return_tensors="pt"), *heads)
 
 
-def _center_oneformer_heads(model, inputs) -> None:
-    """Make a random OneFormer's queries disagree, as a trained one's do.
+def _center_query_heads(model, inputs, norm, class_head, mask_first, mask_last, queries_of=None) -> None:
+    """Make a random mask-classification model's queries disagree, as a trained one's do.
 
-    All object queries start from the same task token and differ only through attention, so a random
-    model's queries come out nearly identical: same class, same mask, one class everywhere. The class
-    and mask heads are re-centred on the queries' mean and scaled to their spread (measured on a probe
-    photo), and then sharpened, so that each query votes for its own class with its own mask.
+    OneFormer's object queries all start from the same task token, and a random Mask2Former's differ
+    little once its decoder has mixed them, so they come out nearly identical: same class, same mask,
+    one class everywhere. The class and mask heads are re-centred on the queries' mean and scaled to
+    their spread (measured at `norm`, the heads' input, on a probe photo), and then sharpened, so that
+    each query votes for its own class with its own mask. EoMT's queries are its first tokens, and its
+    queries' consensus starts out as strong (`queries_of` picks them from the norm's output).
     """
-    decoder = model.model.transformer_module.decoder
     seen = []
-    hook = decoder.decoder_norm.register_forward_hook(lambda module, args, output: seen.append(output))
+    hook = norm.register_forward_hook(lambda module, args, output: seen.append(output))
     with torch.no_grad():
         model(**inputs)
     hook.remove()
-    queries = seen[-1][:, 0, :]  # the last prediction heads' input: queries x hidden
+    queries = queries_of(seen[-1]) if queries_of else seen[-1].reshape(-1, seen[-1].shape[-1])  # queries x hidden
     mean, scale = queries.mean(0), 1.0 / (queries - queries.mean(0)).std()
-    class_head, mask_first, mask_last = decoder.class_embed, decoder.mask_embed.layers[0].layers[0], decoder.mask_embed.layers[-1].layers[0]
     with torch.no_grad():
         for linear in (class_head, mask_first):
             linear.bias.sub_(scale * linear.weight @ mean)
@@ -252,7 +310,8 @@ def _center_oneformer_heads(model, inputs) -> None:
 
 def write(spec) -> None:
     source, extra = spec.source, spec.source.get("extra")
-    folder = built_once(spec.id, lambda folder: _build(spec, folder))
+    owner = _first_entry_of(source["repo"], source["revision"])  # one checkpoint per repo commit, as on the Hub
+    folder = built_once(owner.id, lambda folder: _build(owner, folder))
     put_in_hub_cache(source["repo"], source["revision"], {name: folder / name for name in source["files"]})
     if extra is not None:
         files = {name: folder / EXTRA / name for name in extra["files"]}
@@ -263,6 +322,15 @@ def write(spec) -> None:
 
 
 EXTRA = "extra-repo"  # beside the model files: the second repo's files
+
+
+def _first_entry_of(repo: str, revision: str):
+    """The catalog's first entry of a repo commit: entries that read the same checkpoint another way
+    (OneFormer told "panoptic" instead of "semantic") get that entry's fake, not a second one that would
+    overwrite it in the cache."""
+    from seggallery.catalog import catalog
+
+    return next(spec for spec in catalog().values() if (spec.source.get("repo"), spec.source.get("revision")) == (repo, revision))
 
 
 def _build(spec, folder: Path) -> None:
