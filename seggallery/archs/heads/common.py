@@ -31,14 +31,16 @@ def cat_for_conv(maps: list[torch.Tensor]) -> torch.Tensor:
 
 
 class ConvBNReLU(nn.Module):
-    """conv (no bias) -> BatchNorm -> ReLU: mmcv's ConvModule with norm_cfg=BN."""
+    """conv (no bias) -> BatchNorm -> ReLU: mmcv's ConvModule with norm_cfg=BN (`norm_eps`: its eps)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, dilation: int = 1, groups: int = 1):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, dilation: int = 1, groups: int = 1,
+                 stride: int = 1, padding: int | None = None, norm_eps: float = 1e-5):
         super().__init__()
-        padding = dilation * (kernel_size // 2)  # keeps the map's size
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, dilation=dilation,
-                              groups=groups, bias=False)
-        self.bn = nn.BatchNorm2d(out_channels)
+        if padding is None:
+            padding = dilation * (kernel_size // 2)  # keeps the map's size
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                              dilation=dilation, groups=groups, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels, eps=norm_eps)
         self.activate = nn.ReLU()  # not in place, so that a hook on `bn` sees its own output
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
