@@ -405,6 +405,33 @@ def test_same_backbone_preset_runs_end_to_end(fake_weights, photo, photo_png):
     assert (results[0].mask == expected).mean() >= 0.999
 
 
+def test_real_time_preset_runs_end_to_end(fake_weights):
+    """ENet (CamVid) beside ERFNet and CGNet (Cityscapes), as the Compare tab runs them, at their published
+    scales: one area table with rows of both label sets, the agreement in the coarse classes both name.
+
+    A 1024 x 128 band of the street photo keeps it cheap: fitted into 2048 x 1024 it becomes 2048 x 256."""
+    from seggallery.evidence.agreement import agreement
+
+    model_ids = presets()["Real-time road scenes"]["models"]
+    for model_id in model_ids:
+        fake_weights(model_id)
+    band = np.ascontiguousarray(load_image(EXAMPLES / "street-city.jpg").pixels[384:512])
+    results = Engine(device=CPU).run_many(band, model_ids)
+    assert all(isinstance(result, Prediction) for result in results), results
+    assert [(r.spec.family, r.spec.labels) for r in results] == [
+        ("enet", "camvid11"), ("erfnet", "cityscapes19"), ("cgnet", "cityscapes19")]
+    for result in results:
+        assert result.mask.shape == band.shape[:2]
+        assert len(np.unique(result.mask)) > 1
+    _, rows = area_table(results)
+    assert {row[1] for row in rows} == {"camvid11", "cityscapes19"}
+    shared = agreement(results)
+    assert shared is not None and not shared.space.native
+    assert {"road", "vehicle", "person", "building", "sky"} <= set(shared.space.labels.names)
+    assert shared.pixel_agreement.shape == (3, 3)
+    assert shared.pixel_agreement[1, 2] == shared.pixel_agreement[2, 1] < 1
+
+
 def test_an_mmseg_compare_has_confidence_and_entropy_maps(fake_weights, photo):
     """The Agreement section's confidence and entropy galleries and report.json's mean_confidence for mmseg
     models (they had none: the uncertainty code did not understand MmsegSegmenter's (scores, size) output).
