@@ -140,6 +140,10 @@ EXPECTED = {
     "cgnet_cityscapes": {
         "backbone.norm_prelu_0": (35, 48, 64), "backbone.norm_prelu_1": (131, 24, 32), "backbone.level2.1.f_loc": (64, 12, 16),
         "backbone.level2.1.f_sur": (64, 12, 16), "backbone.norm_prelu_2": (256, 12, 16), "decode_head.conv_seg": (19, 12, 16)},
+    "fast_scnn_cityscapes": {
+        "backbone.learning_to_downsample": (64, 12, 16), "backbone.global_feature_extractor.bottleneck3": (128, 3, 4),
+        "backbone.global_feature_extractor.ppm.0": (32, 1, 1), "backbone.global_feature_extractor": (128, 3, 4),
+        "backbone.feature_fusion": (128, 12, 16), "decode_head.conv_seg": (19, 12, 16)},
     # Mask R-CNN resizes inside: 96 x 128 -> 800 x 1066, padded to 800 x 1088; the mask head's first RoI
     "maskrcnn_resnet50_fpn": {
         "backbone.body.layer4": (2048, 25, 34), "backbone.fpn": (256, 200, 272), "rpn.head.cls_logits": (3, 200, 272),

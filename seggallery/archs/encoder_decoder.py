@@ -1,7 +1,7 @@
 """mmsegmentation's EncoderDecoder at inference: backbone -> decode head -> per-class scores.
 
 The module returns the head's scores at its own resolution (1/8 of the input for FCN, PSPNet and
-DeepLabV3 on the D8 backbone and for CGNet, 1/4 for DeepLabV3+ and UPerNet, 1/2 for ERFNet, 1/1 for
+DeepLabV3 on the D8 backbone and for CGNet and Fast-SCNN, 1/4 for DeepLabV3+ and UPerNet, 1/2 for ERFNet, 1/1 for
 U-Net); upsampling them to the image is the caller's business (mmseg resizes them to the network input's
 size, then to the image's).
 """
@@ -16,6 +16,7 @@ from torch import nn
 
 from .cgnet import CGNet
 from .erfnet import ERFNet
+from .fast_scnn import FastSCNN
 from .heads import DECODE_HEADS
 from .resnet_v1c import MMSEG_STEM_TO_TIMM, ResNetV1c
 from .unet import UNet
@@ -49,11 +50,12 @@ BACKBONES = {
     "unet_s5_d16": Backbone(UNet),  # 5 levels, 4 max-poolings (1/16 at the bottom)
     "erfnet": Backbone(ERFNet),
     "cgnet": Backbone(CGNet),  # CGNet-M3N21
+    "fast_scnn": Backbone(FastSCNN),
 }
 
 
 class EncoderDecoder(nn.Module):
-    """Module paths: `backbone` (see the backbone's class: ResNetV1c, UNet, ERFNet, CGNet) and `decode_head`."""
+    """Module paths: `backbone` (see the backbone's class: ResNetV1c, UNet, ERFNet, CGNet, FastSCNN) and `decode_head`."""
 
     def __init__(self, backbone: nn.Module, decode_head: nn.Module):
         super().__init__()

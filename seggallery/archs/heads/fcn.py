@@ -35,10 +35,15 @@ class FCNHead(DecodeHead):
             self.convs = nn.Identity()
         else:
             widths = [in_channels] + [channels] * num_convs
-            self.convs = nn.Sequential(*(ConvBNReLU(a, b, kernel_size, dilation=dilation, norm_eps=norm_eps)
+            self.convs = nn.Sequential(*(self.conv_module(a, b, kernel_size, dilation, norm_eps)
                                          for a, b in itertools.pairwise(widths)))
         # mmseg pads conv_cat by kernel_size // 2 and does not dilate it
-        self.conv_cat = ConvBNReLU(in_channels + channels, channels, kernel_size, norm_eps=norm_eps) if concat_input else None
+        self.conv_cat = self.conv_module(in_channels + channels, channels, kernel_size, 1, norm_eps) if concat_input else None
+
+    @staticmethod
+    def conv_module(in_channels: int, out_channels: int, kernel_size: int, dilation: int, norm_eps: float) -> nn.Module:
+        """One of the head's convolutions: k x k conv + BN + ReLU (mmcv's ConvModule)."""
+        return ConvBNReLU(in_channels, out_channels, kernel_size, dilation=dilation, norm_eps=norm_eps)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         x = features[self.in_index]
