@@ -34,7 +34,7 @@ from seggallery.runtime.engine import Engine
 from seggallery.runtime.results import Prediction, WeightsUnavailable, describe_failure
 
 MMSEG_IDS = [spec.id for spec in catalog().values() if spec.backend == "mmseg"]
-SCORE_STRIDE = {"unet_s5_d16": 1, "erfnet": 2, "cgnet": 8, "fast_scnn": 8}  # the ResNet models' depends on the head
+SCORE_STRIDE = {"unet_s5_d16": 1, "erfnet": 2, "cgnet": 8, "fast_scnn": 8, "bisenetv2": 8}  # the ResNet models' depends on the head
 CPU = torch.device("cpu")
 
 
@@ -196,10 +196,11 @@ def _random_pair(model_id: str):
     return spec, backend.module_from_state_dict(spec, theirs.state_dict()).eval(), theirs
 
 
-@pytest.mark.parametrize("model_id", ["erfnet_cityscapes", "cgnet_cityscapes", "fast_scnn_cityscapes"])
+@pytest.mark.parametrize("model_id", ["erfnet_cityscapes", "cgnet_cityscapes", "fast_scnn_cityscapes", "bisenetv2_cityscapes"])
 def test_odd_sized_inputs_match_mmseg(model_id):
     """Odd sides round differently in a stride-2 conv and a 2x2 pool (ERFNet resizes the pooled half to the
-    conv's size) and in Fast-SCNN's 1/32 branch upsampled to 1/8; the scores must still be mmseg's."""
+    conv's size) and in the 1/32 branches that Fast-SCNN and BiSeNetV2 upsample to 1/8; the scores must still be
+    mmseg's."""
     _, ours, theirs = _random_pair(model_id)
     x = torch.randn(1, 3, 37, 83, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -406,7 +407,7 @@ def test_same_backbone_preset_runs_end_to_end(fake_weights, photo, photo_png):
 
 
 def test_real_time_preset_runs_end_to_end(fake_weights):
-    """ENet (CamVid) beside ERFNet, CGNet and Fast-SCNN (Cityscapes), as the Compare tab runs them, at their published
+    """ENet (CamVid) beside ERFNet, CGNet, Fast-SCNN and BiSeNetV2 (Cityscapes), as the Compare tab runs them, at their published
     scales: one area table with rows of both label sets, the agreement in the coarse classes both name.
 
     A 1024 x 128 band of the street photo keeps it cheap: fitted into 2048 x 1024 it becomes 2048 x 256."""
@@ -419,7 +420,8 @@ def test_real_time_preset_runs_end_to_end(fake_weights):
     results = Engine(device=CPU).run_many(band, model_ids)
     assert all(isinstance(result, Prediction) for result in results), results
     assert [(r.spec.family, r.spec.labels) for r in results] == [
-        ("enet", "camvid11"), ("erfnet", "cityscapes19"), ("cgnet", "cityscapes19"), ("fast_scnn", "cityscapes19")]
+        ("enet", "camvid11"), ("erfnet", "cityscapes19"), ("cgnet", "cityscapes19"), ("fast_scnn", "cityscapes19"),
+        ("bisenetv2", "cityscapes19")]
     for result in results:
         assert result.mask.shape == band.shape[:2]
         assert len(np.unique(result.mask)) > 1
@@ -428,7 +430,7 @@ def test_real_time_preset_runs_end_to_end(fake_weights):
     shared = agreement(results)
     assert shared is not None and not shared.space.native
     assert {"road", "vehicle", "person", "building", "sky"} <= set(shared.space.labels.names)
-    assert shared.pixel_agreement.shape == (4, 4)
+    assert shared.pixel_agreement.shape == (5, 5)
     assert shared.pixel_agreement[1, 2] == shared.pixel_agreement[2, 1] < 1
 
 

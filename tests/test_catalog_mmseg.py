@@ -85,7 +85,7 @@ def test_architecture_is_the_configs(spec):
     assert model.test_cfg.mode == "whole"
 
 
-OWN_LAYOUT_BACKBONES = {"unet_s5_d16": "UNet", "erfnet": "ERFNet", "cgnet": "CGNet", "fast_scnn": "FastSCNN"}
+OWN_LAYOUT_BACKBONES = {"unet_s5_d16": "UNet", "erfnet": "ERFNet", "cgnet": "CGNet", "fast_scnn": "FastSCNN", "bisenetv2": "BiSeNetV2"}
 
 
 @functools.cache

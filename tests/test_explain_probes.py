@@ -144,6 +144,10 @@ EXPECTED = {
         "backbone.learning_to_downsample": (64, 12, 16), "backbone.global_feature_extractor.bottleneck3": (128, 3, 4),
         "backbone.global_feature_extractor.ppm.0": (32, 1, 1), "backbone.global_feature_extractor": (128, 3, 4),
         "backbone.feature_fusion": (128, 12, 16), "decode_head.conv_seg": (19, 12, 16)},
+    "bisenetv2_cityscapes": {
+        "backbone.detail": (128, 12, 16), "backbone.semantic.stage4_CEBlock": (128, 3, 4),
+        "backbone.bga.semantic_conv": (128, 3, 4), "backbone.bga.detail_down": (128, 3, 4),
+        "backbone.bga": (128, 12, 16), "decode_head.conv_seg": (19, 12, 16)},
     # Mask R-CNN resizes inside: 96 x 128 -> 800 x 1066, padded to 800 x 1088; the mask head's first RoI
     "maskrcnn_resnet50_fpn": {
         "backbone.body.layer4": (2048, 25, 34), "backbone.fpn": (256, 200, 272), "rpn.head.cls_logits": (3, 200, 272),

@@ -1,7 +1,7 @@
 """mmsegmentation's EncoderDecoder at inference: backbone -> decode head -> per-class scores.
 
 The module returns the head's scores at its own resolution (1/8 of the input for FCN, PSPNet and
-DeepLabV3 on the D8 backbone and for CGNet and Fast-SCNN, 1/4 for DeepLabV3+ and UPerNet, 1/2 for ERFNet, 1/1 for
+DeepLabV3 on the D8 backbone and for CGNet, Fast-SCNN and BiSeNetV2, 1/4 for DeepLabV3+ and UPerNet, 1/2 for ERFNet, 1/1 for
 U-Net); upsampling them to the image is the caller's business (mmseg resizes them to the network input's
 size, then to the image's).
 """
@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import nn
 
+from .bisenetv2 import BiSeNetV2
 from .cgnet import CGNet
 from .erfnet import ERFNet
 from .fast_scnn import FastSCNN
@@ -51,11 +52,12 @@ BACKBONES = {
     "erfnet": Backbone(ERFNet),
     "cgnet": Backbone(CGNet),  # CGNet-M3N21
     "fast_scnn": Backbone(FastSCNN),
+    "bisenetv2": Backbone(BiSeNetV2),
 }
 
 
 class EncoderDecoder(nn.Module):
-    """Module paths: `backbone` (see the backbone's class: ResNetV1c, UNet, ERFNet, CGNet, FastSCNN) and `decode_head`."""
+    """Module paths: `backbone` (see the backbone's class: ResNetV1c, UNet, ERFNet, CGNet, FastSCNN, BiSeNetV2) and `decode_head`."""
 
     def __init__(self, backbone: nn.Module, decode_head: nn.Module):
         super().__init__()
