@@ -190,13 +190,16 @@ def test_key_map_keeps_the_names_of_backbones_that_use_mmsegs_own():
 
 
 def _random_pair(model_id: str):
-    """mmseg's random model for the entry and ours with its weights (no file in between)."""
+    """mmseg's model for the entry with its own random initialisation (no BatchNorm calibration: these tests
+    compare scores, not masks), and ours with its weights (no file in between)."""
     spec = get_spec(model_id)
-    theirs = mmseg_reference.random_model(spec)
+    mmseg_reference.init_default_scope("mmseg")
+    torch.manual_seed(0)
+    theirs = mmseg_reference.MODELS.build(mmseg_reference.config(spec).model).eval()
     return spec, backend.module_from_state_dict(spec, theirs.state_dict()).eval(), theirs
 
 
-@pytest.mark.parametrize("model_id", ["erfnet_cityscapes", "cgnet_cityscapes", "fast_scnn_cityscapes", "bisenetv2_cityscapes"])
+@pytest.mark.parametrize("model_id", ["erfnet_cityscapes", "fast_scnn_cityscapes", "bisenetv2_cityscapes"])
 def test_odd_sized_inputs_match_mmseg(model_id):
     """Odd sides round differently in a stride-2 conv and a 2x2 pool (ERFNet resizes the pooled half to the
     conv's size) and in the 1/32 branches that Fast-SCNN and BiSeNetV2 upsample to 1/8; the scores must still be
@@ -205,6 +208,7 @@ def test_odd_sized_inputs_match_mmseg(model_id):
     x = torch.randn(1, 3, 37, 83, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected = mmseg_reference.scores(theirs, x)
+        assert expected.std() > 0
         torch.testing.assert_close(ours(x), expected, atol=1e-4, rtol=0)
 
 
@@ -221,7 +225,7 @@ def test_unet_pads_an_input_whose_sides_are_not_multiples_of_16():
     with torch.no_grad():
         scores, size = segmenter.forward(x)
         expected = mmseg_reference.scores(theirs, torch.nn.functional.pad(x, (0, 8, 0, 8)))[..., :40, :72]
-    assert size == (40, 72) and scores.shape == (1, 19, 40, 72)
+    assert size == (40, 72) and scores.shape == (1, 19, 40, 72) and expected.std() > 0
     torch.testing.assert_close(scores, expected, atol=1e-4, rtol=0)
 
 
@@ -410,13 +414,13 @@ def test_real_time_preset_runs_end_to_end(fake_weights):
     """ENet (CamVid) beside ERFNet, CGNet, Fast-SCNN and BiSeNetV2 (Cityscapes), as the Compare tab runs them, at their published
     scales: one area table with rows of both label sets, the agreement in the coarse classes both name.
 
-    A 1024 x 128 band of the street photo keeps it cheap: fitted into 2048 x 1024 it becomes 2048 x 256."""
+    A 1024 x 64 band of the street photo keeps it cheap: fitted into 2048 x 1024 it becomes 2048 x 128."""
     from seggallery.evidence.agreement import agreement
 
     model_ids = presets()["Real-time road scenes"]["models"]
     for model_id in model_ids:
         fake_weights(model_id)
-    band = np.ascontiguousarray(load_image(EXAMPLES / "street-city.jpg").pixels[384:512])
+    band = np.ascontiguousarray(load_image(EXAMPLES / "street-city.jpg").pixels[416:480])
     results = Engine(device=CPU).run_many(band, model_ids)
     assert all(isinstance(result, Prediction) for result in results), results
     assert [(r.spec.family, r.spec.labels) for r in results] == [
