@@ -131,7 +131,8 @@ def random_model(spec: ModelSpec) -> torch.nn.Module:
         model.train()
         features = model.extract_feat(calibration_batch())
         model.decode_head(features)
-        model.auxiliary_head(features)
+        for head in auxiliary_heads(model):
+            head(features)
         for layer in norms:
             layer.momentum = 0.1
         classifier = model.decode_head.conv_seg
@@ -139,6 +140,14 @@ def random_model(spec: ModelSpec) -> torch.nn.Module:
         classifier.bias.copy_(torch.rand(classifier.bias.shape, generator=generator) * 0.2 - 0.1)
     model.eval()
     return model
+
+
+def auxiliary_heads(model) -> list[torch.nn.Module]:
+    """The model's training-only heads: none (ERFNet, CGNet), one, or several (a ModuleList)."""
+    if not getattr(model, "with_auxiliary_head", False):
+        return []
+    head = model.auxiliary_head
+    return list(head) if isinstance(head, torch.nn.ModuleList) else [head]
 
 
 def official_checkpoint(spec: ModelSpec, model: torch.nn.Module) -> dict:

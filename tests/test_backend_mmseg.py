@@ -34,6 +34,7 @@ from seggallery.runtime.engine import Engine
 from seggallery.runtime.results import Prediction, WeightsUnavailable, describe_failure
 
 MMSEG_IDS = [spec.id for spec in catalog().values() if spec.backend == "mmseg"]
+SCORE_STRIDE = {"unet_s5_d16": 1, "erfnet": 2, "cgnet": 8, "fast_scnn": 8, "bisenetv2": 8}  # the ResNet models' depends on the head
 CPU = torch.device("cpu")
 
 
@@ -94,9 +95,10 @@ def compared(request, fake_weights, strip) -> Compared:
 def test_checkpoint_loads_every_key_but_the_auxiliary_heads(compared):
     official = torch.load(backend.checkpoint_path(compared.spec), map_location="cpu", weights_only=True)["state_dict"]
     auxiliary = {key for key in official if key.startswith("auxiliary_head.")}
-    assert auxiliary, "the zoo's checkpoints carry the auxiliary head's weights"
+    # the zoo's checkpoints carry the auxiliary heads' weights where the config trains with any
+    assert bool(auxiliary) == bool(mmseg_reference.auxiliary_heads(compared.theirs))
     loaded = compared.ours.module.state_dict()
-    converted = from_mmseg_state_dict(official)
+    converted = from_mmseg_state_dict(official, compared.spec.source["backbone"])
     assert len(converted) == len(official) - len(auxiliary)
     assert set(converted) == set(loaded)
     for key, value in converted.items():
@@ -106,7 +108,8 @@ def test_checkpoint_loads_every_key_but_the_auxiliary_heads(compared):
 def test_scores_match_mmseg(compared):
     """The same network input (checked bit for bit below) gives the same per-class scores."""
     expected, actual = compared.expected_scores, compared.scores
-    stride = 4 if compared.spec.source["decode_head"] in ("DepthwiseSeparableASPPHead", "UPerHead") else 8
+    stride = SCORE_STRIDE.get(compared.spec.source["backbone"]) or \
+        (4 if compared.spec.source["decode_head"] in ("DepthwiseSeparableASPPHead", "UPerHead") else 8)
     assert actual.shape == expected.shape == (1, len(compared.spec.label_set), 128 // stride, 512 // stride)
     assert expected.std() > 0
     torch.testing.assert_close(actual, expected, atol=1e-4, rtol=0)
@@ -170,13 +173,60 @@ def test_key_map_renames_the_stem_and_drops_only_the_auxiliary_head():
         "auxiliary_head.convs.0.conv.weight": 5,
         "auxiliary_head.conv_seg.weight": 6,
     }
-    assert from_mmseg_state_dict(state) == {
+    assert from_mmseg_state_dict(state, "resnet50_v1c_d8") == {
         "backbone.conv1.0.weight": 0,
         "backbone.conv1.4.running_var": 1,
         "backbone.bn1.num_batches_tracked": 2,
         "backbone.layer1.0.downsample.1.weight": 3,
         "decode_head.conv_seg.bias": 4,
     }
+
+
+def test_key_map_keeps_the_names_of_backbones_that_use_mmsegs_own():
+    """CGNet also has a `stem` (three ConvModules): the ResNet stem's renaming must not touch it."""
+    state = {"backbone.stem.0.conv.weight": 0, "backbone.stem.2.activate.weight": 1, "decode_head.conv_seg.bias": 2}
+    assert from_mmseg_state_dict(state, "cgnet") == state
+    assert from_mmseg_state_dict({**state, "auxiliary_head.0.conv_seg.weight": 3}, "unet_s5_d16") == state
+
+
+def _random_pair(model_id: str):
+    """mmseg's model for the entry with its own random initialisation (no BatchNorm calibration: these tests
+    compare scores, not masks), and ours with its weights (no file in between)."""
+    spec = get_spec(model_id)
+    mmseg_reference.init_default_scope("mmseg")
+    torch.manual_seed(0)
+    theirs = mmseg_reference.MODELS.build(mmseg_reference.config(spec).model).eval()
+    return spec, backend.module_from_state_dict(spec, theirs.state_dict()).eval(), theirs
+
+
+@pytest.mark.parametrize("model_id", ["erfnet_cityscapes", "fast_scnn_cityscapes", "bisenetv2_cityscapes"])
+def test_odd_sized_inputs_match_mmseg(model_id):
+    """Odd sides round differently in a stride-2 conv and a 2x2 pool (ERFNet resizes the pooled half to the
+    conv's size) and in the 1/32 branches that Fast-SCNN and BiSeNetV2 upsample to 1/8; the scores must still be
+    mmseg's."""
+    _, ours, theirs = _random_pair(model_id)
+    x = torch.randn(1, 3, 37, 83, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = mmseg_reference.scores(theirs, x)
+        assert expected.std() > 0
+        torch.testing.assert_close(ours(x), expected, atol=1e-4, rtol=0)
+
+
+def test_unet_pads_an_input_whose_sides_are_not_multiples_of_16():
+    """mmseg's UNet refuses such an input; ours pads it with zeros on the right and at the bottom and crops
+    the scores back: exactly mmseg's scores for the padded input, cropped."""
+    spec, ours, theirs = _random_pair("unet_s5_d16_cityscapes")
+    x = torch.randn(1, 3, 40, 72, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad(), pytest.raises(AssertionError, match="divisible"):
+        mmseg_reference.scores(theirs, x)
+    with pytest.raises(ValueError, match="multiples of 16"):
+        ours(x)
+    segmenter = backend.MmsegSegmenter(spec, ours, CPU)
+    with torch.no_grad():
+        scores, size = segmenter.forward(x)
+        expected = mmseg_reference.scores(theirs, torch.nn.functional.pad(x, (0, 8, 0, 8)))[..., :40, :72]
+    assert size == (40, 72) and scores.shape == (1, 19, 40, 72) and expected.std() > 0
+    torch.testing.assert_close(scores, expected, atol=1e-4, rtol=0)
 
 
 class NotWeights:
@@ -358,6 +408,34 @@ def test_same_backbone_preset_runs_end_to_end(fake_weights, photo, photo_png):
     expected = mmseg_reference.inference_mask(mmseg_reference.load(first, backend.checkpoint_path(first)), photo_png)
     assert len(np.unique(expected)) > 1
     assert (results[0].mask == expected).mean() >= 0.999
+
+
+def test_real_time_preset_runs_end_to_end(fake_weights):
+    """ENet (CamVid) beside ERFNet, CGNet, Fast-SCNN and BiSeNetV2 (Cityscapes), as the Compare tab runs them, at their published
+    scales: one area table with rows of both label sets, the agreement in the coarse classes both name.
+
+    A 1024 x 64 band of the street photo keeps it cheap: fitted into 2048 x 1024 it becomes 2048 x 128."""
+    from seggallery.evidence.agreement import agreement
+
+    model_ids = presets()["Real-time road scenes"]["models"]
+    for model_id in model_ids:
+        fake_weights(model_id)
+    band = np.ascontiguousarray(load_image(EXAMPLES / "street-city.jpg").pixels[416:480])
+    results = Engine(device=CPU).run_many(band, model_ids)
+    assert all(isinstance(result, Prediction) for result in results), results
+    assert [(r.spec.family, r.spec.labels) for r in results] == [
+        ("enet", "camvid11"), ("erfnet", "cityscapes19"), ("cgnet", "cityscapes19"), ("fast_scnn", "cityscapes19"),
+        ("bisenetv2", "cityscapes19")]
+    for result in results:
+        assert result.mask.shape == band.shape[:2]
+        assert len(np.unique(result.mask)) > 1
+    _, rows = area_table(results)
+    assert {row[1] for row in rows} == {"camvid11", "cityscapes19"}
+    shared = agreement(results)
+    assert shared is not None and not shared.space.native
+    assert {"road", "vehicle", "person", "building", "sky"} <= set(shared.space.labels.names)
+    assert shared.pixel_agreement.shape == (5, 5)
+    assert shared.pixel_agreement[1, 2] == shared.pixel_agreement[2, 1] < 1
 
 
 def test_an_mmseg_compare_has_confidence_and_entropy_maps(fake_weights, photo):

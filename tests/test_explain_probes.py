@@ -155,6 +155,24 @@ EXPECTED = {
         "decode_head.psp_modules.0": (512, 1, 1), "decode_head.psp_modules.3": (512, 6, 6),
         "decode_head.bottleneck": (512, 3, 4), "decode_head.fpn_convs.0": (512, 24, 32),
         "decode_head.fpn_bottleneck": (512, 24, 32), "decode_head.conv_seg": (21, 24, 32)},
+    "unet_s5_d16_cityscapes": {  # encoder levels at 1/1 .. 1/16; each decoder level's upsampled map at its skip's size
+        **{f"backbone.encoder.{i}": (64 * 2**i, H >> i, W >> i) for i in range(5)},
+        **{f"backbone.decoder.{i}.upsample": (64 * 2**i, H >> i, W >> i) for i in range(4)},
+        "backbone.decoder.0": (64, H, W), "decode_head.conv_seg": (19, H, W)},
+    "erfnet_cityscapes": {
+        "backbone.encoder.0": (16, 48, 64), "backbone.encoder.6": (64, 24, 32), "backbone.encoder.15": (128, 12, 16),
+        "backbone.decoder.0": (64, 24, 32), "backbone.decoder.5": (16, 48, 64), "decode_head.conv_seg": (19, 48, 64)},
+    "cgnet_cityscapes": {
+        "backbone.norm_prelu_0": (35, 48, 64), "backbone.norm_prelu_1": (131, 24, 32), "backbone.level2.1.f_loc": (64, 12, 16),
+        "backbone.level2.1.f_sur": (64, 12, 16), "backbone.norm_prelu_2": (256, 12, 16), "decode_head.conv_seg": (19, 12, 16)},
+    "fast_scnn_cityscapes": {
+        "backbone.learning_to_downsample": (64, 12, 16), "backbone.global_feature_extractor.bottleneck3": (128, 3, 4),
+        "backbone.global_feature_extractor.ppm.0": (32, 1, 1), "backbone.global_feature_extractor": (128, 3, 4),
+        "backbone.feature_fusion": (128, 12, 16), "decode_head.conv_seg": (19, 12, 16)},
+    "bisenetv2_cityscapes": {
+        "backbone.detail": (128, 12, 16), "backbone.semantic.stage4_CEBlock": (128, 3, 4),
+        "backbone.bga.semantic_conv": (128, 3, 4), "backbone.bga.detail_down": (128, 3, 4),
+        "backbone.bga": (128, 12, 16), "decode_head.conv_seg": (19, 12, 16)},
     # Mask R-CNN resizes inside: 96 x 128 -> 800 x 1066, padded to 800 x 1088; the mask head's first RoI
     "maskrcnn_resnet50_fpn": {
         "backbone.body.layer4": (2048, 25, 34), "backbone.fpn": (256, 200, 272), "rpn.head.cls_logits": (3, 200, 272),

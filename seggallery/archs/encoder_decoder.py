@@ -1,27 +1,63 @@
 """mmsegmentation's EncoderDecoder at inference: backbone -> decode head -> per-class scores.
 
 The module returns the head's scores at its own resolution (1/8 of the input for FCN, PSPNet and
-DeepLabV3 on the D8 backbone, 1/4 for DeepLabV3+ and UPerNet); upsampling them to the image is the
-caller's business (mmseg resizes them to the network input's size, then to the image's).
+DeepLabV3 on the D8 backbone and for CGNet, Fast-SCNN and BiSeNetV2, 1/4 for DeepLabV3+ and UPerNet, 1/2 for ERFNet, 1/1 for
+U-Net); upsampling them to the image is the caller's business (mmseg resizes them to the network input's
+size, then to the image's).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Mapping
+
 import torch
 from torch import nn
 
+from .bisenetv2 import BiSeNetV2
+from .cgnet import CGNet
+from .erfnet import ERFNet
+from .fast_scnn import FastSCNN
 from .heads import DECODE_HEADS
-from .resnet_v1c import ResNetV1c, timm_key
+from .resnet_v1c import MMSEG_STEM_TO_TIMM, ResNetV1c
+from .unet import UNet
+
+
+@dataclasses.dataclass(frozen=True)
+class Backbone:
+    """How to build a catalog backbone, and which prefixes of mmseg's key names it calls otherwise
+    (ResNetV1c is timm's resnet50c, whose stem is named differently; the others keep mmseg's names)."""
+
+    build: Callable[[], nn.Module]
+    mmseg_renames: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def our_key(self, mmseg_key: str) -> str:
+        for old, new in self.mmseg_renames.items():
+            if mmseg_key.startswith(old):
+                return new + mmseg_key[len(old):]
+        return mmseg_key
+
+    def mmseg_key(self, our_key: str) -> str:
+        for old, new in self.mmseg_renames.items():
+            if our_key.startswith(new):
+                return old + our_key[len(new):]
+        return our_key
+
 
 # Backbone names used in the catalog -> the backbone they build.
 BACKBONES = {
-    "resnet50_v1c_d8": lambda: ResNetV1c(output_stride=8),  # mmseg "R-50-D8": dilated stages 3 and 4
-    "resnet50_v1c": lambda: ResNetV1c(output_stride=32),  # mmseg "R-50" as UPerNet uses it
+    "resnet50_v1c_d8": Backbone(lambda: ResNetV1c(output_stride=8), MMSEG_STEM_TO_TIMM),  # "R-50-D8": dilated stages 3, 4
+    "resnet50_v1c": Backbone(lambda: ResNetV1c(output_stride=32), MMSEG_STEM_TO_TIMM),  # "R-50" as UPerNet uses it
+    "unet_s5_d16": Backbone(UNet),  # 5 levels, 4 max-poolings (1/16 at the bottom)
+    "erfnet": Backbone(ERFNet),
+    "cgnet": Backbone(CGNet),  # CGNet-M3N21
+    "fast_scnn": Backbone(FastSCNN),
+    "bisenetv2": Backbone(BiSeNetV2),
 }
 
 
 class EncoderDecoder(nn.Module):
-    """Module paths: `backbone` (ResNetV1c: conv1/bn1 stem, layer1..layer4) and `decode_head`."""
+    """Module paths: `backbone` (see the backbone's class: ResNetV1c, UNet, ERFNet, CGNet, FastSCNN, BiSeNetV2) and `decode_head`."""
 
     def __init__(self, backbone: nn.Module, decode_head: nn.Module):
         super().__init__()
@@ -32,25 +68,31 @@ class EncoderDecoder(nn.Module):
         return self.decode_head(self.backbone(x))
 
 
-def build_encoder_decoder(backbone: str, decode_head: str, num_classes: int, align_corners: bool) -> EncoderDecoder:
+def build_encoder_decoder(backbone: str, decode_head: str, num_classes: int, align_corners: bool,
+                          head_args: Mapping | None = None) -> EncoderDecoder:
+    """`head_args`: the catalog's `source.head_args`, keyword arguments of the head class (the config's
+    values where they differ from the head's defaults)."""
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; known: {', '.join(BACKBONES)}")
     if decode_head not in DECODE_HEADS:
         raise ValueError(f"unknown decode head {decode_head!r}; known: {', '.join(DECODE_HEADS)}")
-    return EncoderDecoder(BACKBONES[backbone](), DECODE_HEADS[decode_head](num_classes, align_corners))
+    head = DECODE_HEADS[decode_head](num_classes, align_corners, **dict(head_args or {}))
+    return EncoderDecoder(BACKBONES[backbone].build(), head)
 
 
-def from_mmseg_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """An mmseg EncoderDecoder state_dict -> this module's, minus the auxiliary head.
+def from_mmseg_state_dict(state_dict: dict[str, torch.Tensor], backbone: str) -> dict[str, torch.Tensor]:
+    """An mmseg EncoderDecoder state_dict -> this module's, minus the auxiliary heads.
 
-    The auxiliary FCN head on stage 3 only adds a training loss; it is not built here, so its weights
-    (and nothing else) are dropped. Backbone stem keys are renamed for timm; every other key is kept as is.
+    The auxiliary FCN heads (on an earlier backbone map) only add training losses; they are not built
+    here, so their weights (`auxiliary_head.*`, and nothing else) are dropped. Backbone keys are renamed
+    where our backbone names them otherwise (`Backbone.mmseg_renames`); every other key is kept as is.
     """
+    renames = BACKBONES[backbone]
     converted = {}
     for key, value in state_dict.items():
         if key.startswith("auxiliary_head."):
             continue
         if key.startswith("backbone."):
-            key = "backbone." + timm_key(key[len("backbone.") :])
+            key = "backbone." + renames.our_key(key[len("backbone."):])
         converted[key] = value
     return converted

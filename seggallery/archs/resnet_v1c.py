@@ -47,10 +47,3 @@ class ResNetV1c(ResNet):
         c4 = self.layer4(c3)
         return [c1, c2, c3, c4]
 
-
-def timm_key(mmseg_key: str) -> str:
-    """A backbone key of an mmseg checkpoint (without the `backbone.` prefix) -> this module's key."""
-    for old, new in MMSEG_STEM_TO_TIMM.items():
-        if mmseg_key.startswith(old):
-            return new + mmseg_key[len(old) :]
-    return mmseg_key

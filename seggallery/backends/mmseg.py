@@ -7,6 +7,12 @@ for hosts that cannot reach download.openmmlab.com. Preprocessing is mmseg's tes
 entry's `preprocess`: keep-ratio resize (cv2 bilinear on uint8, as mmcv.imrescale) so that the image
 fits `scale`, RGB mean/std normalisation, whole-image inference; the scores are resized to the network
 input's size and then to the image's, as mmseg's EncoderDecoder does.
+
+An entry with `preprocess.size_divisor` (U-Net, whose four poolings need sides that are multiples of 16)
+has its network input padded with zeros (after normalisation) on the right and at the bottom to such a
+size, and the scores cropped back to the unpadded input before resizing. mmseg's UNet refuses other
+sizes instead (an assertion); on Cityscapes' 2048 x 1024 frames, where its numbers come from, nothing is
+padded.
 """
 
 from __future__ import annotations
@@ -87,7 +93,8 @@ def _numpy_data_types() -> list:
 
 def build_module(spec: ModelSpec) -> EncoderDecoder:
     source = spec.source
-    return build_encoder_decoder(source["backbone"], source["decode_head"], len(spec.label_set), source["align_corners"])
+    return build_encoder_decoder(source["backbone"], source["decode_head"], len(spec.label_set), source["align_corners"],
+                                 source.get("head_args"))
 
 
 def load_module(spec: ModelSpec, path: Path) -> EncoderDecoder:
@@ -95,10 +102,10 @@ def load_module(spec: ModelSpec, path: Path) -> EncoderDecoder:
 
 
 def module_from_state_dict(spec: ModelSpec, mmseg_state: dict[str, torch.Tensor]) -> EncoderDecoder:
-    """Our module with an mmseg checkpoint's weights: every key must match (strict) but the auxiliary head's."""
+    """Our module with an mmseg checkpoint's weights: every key must match (strict) but the auxiliary heads'."""
     with torch.device("meta"):  # no time spent initialising weights that are overwritten at once
         module = build_module(spec)
-    module.load_state_dict(from_mmseg_state_dict(mmseg_state), strict=True, assign=True)
+    module.load_state_dict(from_mmseg_state_dict(mmseg_state, spec.source["backbone"]), strict=True, assign=True)
     return module
 
 
@@ -113,6 +120,22 @@ def rescale(image: np.ndarray, scale: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
 
 
+def pad_to_multiple(inputs: torch.Tensor, divisor: int) -> torch.Tensor:
+    """N x C x H x W, zero-padded on the right and at the bottom to sides divisible by `divisor` (itself if they are)."""
+    h, w = inputs.shape[-2:]
+    bottom, right = -h % divisor, -w % divisor
+    if not (bottom or right):
+        return inputs
+    return torch.nn.functional.pad(inputs, (0, right, 0, bottom))
+
+
+def crop_to_fraction(scores: torch.Tensor, size: tuple[int, int], padded_size: tuple[int, int]) -> torch.Tensor:
+    """The part of scores computed for a padded input that covers the unpadded `size` (top-left), rounded up."""
+    rows = -(-scores.shape[-2] * size[0] // padded_size[0])
+    cols = -(-scores.shape[-1] * size[1] // padded_size[1])
+    return scores[..., :rows, :cols]
+
+
 class MmsegSegmenter(Segmenter):
     def __init__(self, spec: ModelSpec, module: torch.nn.Module, device: torch.device):
         super().__init__(spec, module, device)
@@ -121,13 +144,19 @@ class MmsegSegmenter(Segmenter):
         self.mean = torch.tensor(pre["mean"], device=device).view(3, 1, 1)
         self.std = torch.tensor(pre["std"], device=device).view(3, 1, 1)
         self.align_corners = bool(spec.source["align_corners"])
+        self.size_divisor = int(pre.get("size_divisor", 1))
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         resized = self.upload(rescale(image, self.scale))  # resized on the host exactly as mmcv does, normalised on the device
         return ((resized.permute(2, 0, 1).float() - self.mean) / self.std).unsqueeze(0)
 
     def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        return self.module(inputs), tuple(inputs.shape[-2:])
+        size = tuple(inputs.shape[-2:])
+        padded = pad_to_multiple(inputs, self.size_divisor)
+        if padded is inputs:
+            return self.module(inputs), size
+        scores = self.module(padded)
+        return crop_to_fraction(scores, size, tuple(padded.shape[-2:])), size
 
     def class_scores(self, outputs: tuple[torch.Tensor, tuple[int, int]]) -> torch.Tensor:
         return outputs[0]

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seggallery.archs.resnet_v1c import MMSEG_STEM_TO_TIMM
+from seggallery.archs.encoder_decoder import BACKBONES
 from seggallery.backends.mmseg import build_module, checkpoint_path
 from seggallery.gpucheck.environment import importable
 
@@ -60,15 +60,10 @@ def stand_in_checkpoint(spec) -> dict:
     with torch.no_grad():  # as the reference fake does: large enough for the bias not to decide every pixel
         classifier = module.decode_head.conv_seg
         classifier.weight.copy_(torch.randn(classifier.weight.shape, generator=torch.Generator().manual_seed(0)))
-    timm_to_mmseg = {new: old for old, new in MMSEG_STEM_TO_TIMM.items()}
+    backbone = BACKBONES[spec.source["backbone"]]
     state = {}
     for key, value in module.state_dict().items():
         if key.startswith("backbone."):
-            inner = key[len("backbone."):]
-            for new, old in timm_to_mmseg.items():
-                if inner.startswith(new):
-                    inner = old + inner[len(new):]
-                    break
-            key = "backbone." + inner
+            key = "backbone." + backbone.mmseg_key(key[len("backbone."):])
         state[key] = value
     return {"meta": {"note": "SegGallery stand-in: random weights in the model zoo's layout"}, "state_dict": state}

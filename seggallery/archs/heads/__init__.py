@@ -4,6 +4,7 @@ from .aspp import ASPPHead
 from .common import DecodeHead
 from .fcn import FCNHead
 from .psp import PSPHead
+from .sep_fcn import DepthwiseSeparableFCNHead
 from .sep_aspp import DepthwiseSeparableASPPHead
 from .uper import UPerHead
 
@@ -12,7 +13,8 @@ DECODE_HEADS: dict[str, type[DecodeHead]] = {
     "PSPHead": PSPHead,
     "ASPPHead": ASPPHead,
     "DepthwiseSeparableASPPHead": DepthwiseSeparableASPPHead,
+    "DepthwiseSeparableFCNHead": DepthwiseSeparableFCNHead,
     "UPerHead": UPerHead,
 }
 
-__all__ = ["DECODE_HEADS", "ASPPHead", "DecodeHead", "DepthwiseSeparableASPPHead", "FCNHead", "PSPHead", "UPerHead"]
+__all__ = ["DECODE_HEADS", "ASPPHead", "DecodeHead", "DepthwiseSeparableASPPHead", "DepthwiseSeparableFCNHead", "FCNHead", "PSPHead", "UPerHead"]
