@@ -6,6 +6,7 @@
   similar feature vector), also enlarged without smoothing;
 - pooled vectors (C x 1 x 1): one square per channel, coloured by value;
 - mask-classification queries: each strong query's mask tinted in its class colour over the photo;
+- attention weights: one query cell's weights over the map, as a heat map over the photo, the cell outlined;
 - the resolution ladder: feature-map size at each stage, as a chart and as table rows.
 """
 
@@ -99,6 +100,8 @@ def pictures(captured: Captured, inside: Inside, photo: np.ndarray) -> list[Pict
     show = captured.tap.show
     if show == "query_masks":
         return query_pictures(captured, inside, photo)
+    if show == "attention":
+        return [attention_picture(captured, inside, photo)]
     if tensor.dim() != 3:
         return [(np.full((8, 8, 3), 255, np.uint8), f"{captured.tap.title}: a tensor of shape {tuple(tensor.shape)} (no picture)")]
     channels, height, width = tensor.shape
@@ -136,6 +139,31 @@ def query_pictures(captured: Captured, inside: Inside, photo: np.ndarray, top: i
                 f"{_map_size(inside, height, width)})")
         result.append((enlarge(tinted.clip(0, 255).astype(np.uint8)), what))
     return result
+
+
+def attention_picture(captured: Captured, inside: Inside, photo: np.ndarray) -> Picture:
+    """One query cell's attention weights (1 x h x w, summing to 1) as a heat map (magma, scaled to their
+    maximum) over the grey photo at the map's size, enlarged without smoothing; the query cell outlined in cyan."""
+    weights = captured.tensor[0].double()
+    height, width = weights.shape
+    row, column = (int(v) for v in captured.extra["query"])
+    grey = np.asarray(Image.fromarray(photo).convert("L").resize((width, height), Image.Resampling.BILINEAR), np.float64)
+    peak = float(weights.max())
+    heat = matplotlib.colormaps["magma"]((weights / peak if peak > 0 else weights).numpy())[..., :3] * 255
+    blended = (0.75 * heat + 0.25 * grey[..., None]).clip(0, 255).astype(np.uint8)
+    picture = enlarge(blended)
+    scale = picture.shape[0] / height
+    top, left = round(row * scale), round(column * scale)
+    bottom, right = max(top + 1, round((row + 1) * scale)) - 1, max(left + 1, round((column + 1) * scale)) - 1
+    picture = picture.copy()
+    cyan = np.array([0, 255, 255], np.uint8)
+    picture[top, left:right + 1] = picture[bottom, left:right + 1] = cyan
+    picture[top:bottom + 1, left] = picture[top:bottom + 1, right] = cyan
+    share = 100 * float(weights[weights >= 0.5 * peak].sum())
+    what = (f"weights of the cell at row {row + 1}, column {column + 1} (outlined) over all {height * width} cells of "
+            f"the {_map_size(inside, height, width)}; brightest = largest (max {peak:.4f}, uniform would be "
+            f"{1 / (height * width):.4f}); the cells above half the maximum carry {share:.0f}% of the weight")
+    return picture, _caption(captured, inside, what)
 
 
 def final_picture(inside: Inside, photo: np.ndarray) -> Picture:

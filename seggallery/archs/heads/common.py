@@ -31,30 +31,48 @@ def cat_for_conv(maps: list[torch.Tensor]) -> torch.Tensor:
 
 
 class ConvBNReLU(nn.Module):
-    """conv (no bias) -> BatchNorm -> ReLU: mmcv's ConvModule with norm_cfg=BN."""
+    """conv (no bias) -> BatchNorm -> ReLU: mmcv's ConvModule with norm_cfg=BN (relu=False: act_cfg=None)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, dilation: int = 1, groups: int = 1):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, dilation: int = 1, groups: int = 1,
+                 relu: bool = True):
         super().__init__()
         padding = dilation * (kernel_size // 2)  # keeps the map's size
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, dilation=dilation,
                               groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(out_channels)
-        self.activate = nn.ReLU()  # not in place, so that a hook on `bn` sees its own output
+        # not in place, so that a hook on `bn` sees its own output; Identity has no weights: the keys are the same
+        self.activate = nn.ReLU() if relu else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.activate(self.bn(self.conv(x)))
 
 
 class DepthwiseSeparableConv(nn.Module):
-    """A 3x3 conv split in two: one filter per channel (depthwise), then a 1x1 conv mixing channels."""
+    """A 3x3 conv split in two: one filter per channel (depthwise), then a 1x1 conv mixing channels.
 
-    def __init__(self, in_channels: int, out_channels: int, dilation: int = 1):
+    depthwise_relu=False: no ReLU between the two (mmcv's dw_act_cfg=None, as FastFCN's JPU builds it).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, dilation: int = 1, depthwise_relu: bool = True):
         super().__init__()
-        self.depthwise_conv = ConvBNReLU(in_channels, in_channels, 3, dilation=dilation, groups=in_channels)
+        self.depthwise_conv = ConvBNReLU(in_channels, in_channels, 3, dilation=dilation, groups=in_channels,
+                                         relu=depthwise_relu)
         self.pointwise_conv = ConvBNReLU(in_channels, out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pointwise_conv(self.depthwise_conv(x))
+
+
+class Scale(nn.Module):
+    """x times one learned number: mmcv's Scale (its parameter is `scale`). The attention modules start it at 0,
+    so that training begins from the plain features and lets the attention in gradually."""
+
+    def __init__(self, value: float = 0.0):
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(value))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
 
 
 class DecodeHead(nn.Module):
