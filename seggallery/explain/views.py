@@ -6,7 +6,7 @@
   similar feature vector), also enlarged without smoothing;
 - pooled vectors (C x 1 x 1): one square per channel, coloured by value;
 - mask-classification queries: each strong query's mask tinted in its class colour over the photo;
-- attention weights: one query cell's weights over the map, as a heat map over the photo, the cell outlined;
+- attention weights: one query cell's weights over the map, as a heat map over the photo, the cell boxed;
 - the resolution ladder: feature-map size at each stage, as a chart and as table rows.
 """
 
@@ -143,7 +143,8 @@ def query_pictures(captured: Captured, inside: Inside, photo: np.ndarray, top: i
 
 def attention_picture(captured: Captured, inside: Inside, photo: np.ndarray) -> Picture:
     """One query cell's attention weights (1 x h x w, summing to 1) as a heat map (magma, scaled to their
-    maximum) over the grey photo at the map's size, enlarged without smoothing; the query cell outlined in cyan."""
+    maximum) over the grey photo at the map's size, enlarged without smoothing; a cyan box around the query cell
+    and its neighbours (one cell is a few pixels on a large map)."""
     weights = captured.tensor[0].double()
     height, width = weights.shape
     row, column = (int(v) for v in captured.extra["query"])
@@ -153,14 +154,15 @@ def attention_picture(captured: Captured, inside: Inside, photo: np.ndarray) -> 
     blended = (0.75 * heat + 0.25 * grey[..., None]).clip(0, 255).astype(np.uint8)
     picture = enlarge(blended)
     scale = picture.shape[0] / height
-    top, left = round(row * scale), round(column * scale)
-    bottom, right = max(top + 1, round((row + 1) * scale)) - 1, max(left + 1, round((column + 1) * scale)) - 1
+    top, left = max(0, round((row - 1) * scale)), max(0, round((column - 1) * scale))
+    bottom = min(picture.shape[0], round((row + 2) * scale)) - 1
+    right = min(picture.shape[1], round((column + 2) * scale)) - 1
     picture = picture.copy()
     cyan = np.array([0, 255, 255], np.uint8)
     picture[top, left:right + 1] = picture[bottom, left:right + 1] = cyan
     picture[top:bottom + 1, left] = picture[top:bottom + 1, right] = cyan
     share = 100 * float(weights[weights >= 0.5 * peak].sum())
-    what = (f"weights of the cell at row {row + 1}, column {column + 1} (outlined) over all {height * width} cells of "
+    what = (f"weights of the cell at row {row + 1}, column {column + 1} (boxed with its neighbours) over all {height * width} cells of "
             f"the {_map_size(inside, height, width)}; brightest = largest (max {peak:.4f}, uniform would be "
             f"{1 / (height * width):.4f}); the cells above half the maximum carry {share:.0f}% of the weight")
     return picture, _caption(captured, inside, what)
