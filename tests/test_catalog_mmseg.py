@@ -112,3 +112,14 @@ def test_same_backbone_presets_differ_only_in_the_decoder(dataset):
     assert len({spec.source["config"].split("_", 2)[-1] for spec in specs}) == 1
     assert len({tuple(spec.preprocess["scale"]) for spec in specs}) == 1
 
+
+
+def test_context_modules_preset_compares_context_heads_on_one_label_set():
+    """PSPNet, DeepLabV3, DANet and CCNet on the one dilated ResNet-50 and 40k recipe; FastFCN (80k) on the
+    strided one with JPU: every model reads Cityscapes at the same scale."""
+    specs = [get_spec(model_id) for model_id in presets()["Context modules on Cityscapes"]["models"]]
+    assert [spec.family for spec in specs] == ["pspnet", "deeplabv3", "danet", "ccnet", "fastfcn"]
+    assert {spec.backend for spec in specs} == {"mmseg"} and {spec.labels for spec in specs} == {"cityscapes19"}
+    assert [spec.source["backbone"] for spec in specs] == ["resnet50_v1c_d8"] * 4 + ["resnet50_v1c_d32"]
+    assert {spec.source["config"].split("_", 2)[-1] for spec in specs[:4]} == {"4xb2-40k_cityscapes-512x1024"}
+    assert len({tuple(spec.preprocess["scale"]) for spec in specs}) == 1
