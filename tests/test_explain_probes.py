@@ -140,7 +140,8 @@ EXPECTED = {
         "decode_head.aspp_modules.0": (2048, 12, 16), "decode_head.bottleneck": (512, 12, 16),
         "decode_head.conv_seg": (19, 12, 16)},
     "ccnet_r50_d8_cityscapes": {
-        "decode_head.convs.0": (512, 12, 16), "decode_head.cca": (512, 12, 16), "decode_head.convs.1": (512, 12, 16),
+        "decode_head.convs.0": (512, 12, 16), "decode_head.cca.attention": (1, 12, 16),
+        "decode_head.cca": (512, 12, 16), "decode_head.convs.1": (512, 12, 16),
         "decode_head.conv_cat": (512, 12, 16), "decode_head.conv_seg": (19, 12, 16)},
     # Mask R-CNN resizes inside: 96 x 128 -> 800 x 1066, padded to 800 x 1088; the mask head's first RoI
     "maskrcnn_resnet50_fpn": {
@@ -247,23 +248,32 @@ def test_pictures_keep_the_cells_of_a_coarse_map():
     assert views.stride_text(8.0) == "1/8" and views.stride_text(7.9) == "1/8"
 
 
-def test_an_attention_tap_keeps_the_centre_cells_weights_over_the_map():
-    """DANet's position attention, tapped as probes.toml taps it: the kept 1 x h x w map is the softmax of the
-    centre cell's query against every cell's key (computed here by hand), not another row or a transposed one."""
+def _centre_cell_tap(module: torch.nn.Module, show: str, model_id: str):
+    """`module.attention` of a lone attention module on a random 16 x 5 x 7 map, tapped through capture() as
+    probes.toml taps it: (the input, what was captured, the Inside)."""
     from types import SimpleNamespace
 
-    from seggallery.archs.heads.da import PositionAttention
     from seggallery.explain.probes import Probe, Tap
 
     torch.manual_seed(0)
-    attention = PositionAttention(16, 4).eval()
     x = torch.randn(1, 16, 5, 7)
-    tap = Tap("attention", "attention", "Position attention of the centre cell")
-    segmenter = SimpleNamespace(module=attention, forward=attention, class_scores=lambda outputs: None,
-                                spec=get_spec("danet_r50_d8_cityscapes"))
-    inside, _ = capture(segmenter, x, Probe("danet", "mmseg", (tap,), ("*",)))
+    tap = Tap("attention", show, "Attention of the centre cell")
+    spec = get_spec(model_id)
+    segmenter = SimpleNamespace(module=module.eval(), forward=module, class_scores=lambda outputs: None, spec=spec)
+    inside, _ = capture(segmenter, x, Probe(spec.family, spec.backend, (tap,), ("*",)))
     (captured,) = inside.captured
-    assert captured.extra["query"].tolist() == [2, 3]
+    assert captured.extra["query"].tolist() == [2, 3]  # the centre of 5 x 7
+    return x, captured, inside
+
+
+def test_an_attention_tap_keeps_the_centre_cells_weights_over_the_map():
+    """DANet's position attention, tapped as probes.toml taps it: the kept 1 x h x w map is the softmax of the
+    centre cell's query against every cell's key (computed here by hand), not another row or a transposed one."""
+    from seggallery.archs.heads.da import PositionAttention
+
+    torch.manual_seed(1)
+    attention = PositionAttention(16, 4)
+    x, captured, inside = _centre_cell_tap(attention, "attention", "danet_r50_d8_cityscapes")
     query = attention.query_project(x)[0, :, 2, 3]
     keys = attention.key_project(x)[0].flatten(1)
     expected = (query @ keys).softmax(0).view(5, 7)
@@ -276,3 +286,24 @@ def test_an_attention_tap_keeps_the_centre_cells_weights_over_the_map():
     row, column = divmod(int(expected.argmax()), 7)
     centre = picture[int((row + 0.5) * cell), int((column + 0.5) * cell)]
     assert int(centre.sum()) == int(picture.reshape(-1, 3).sum(1).max())
+
+
+def test_a_cross_attention_tap_lays_the_centre_cells_weights_on_its_row_and_column():
+    """CCNet's criss-cross attention, tapped as probes.toml taps it: the centre cell's weights sit on its own
+    column and row only, sum to 1, and are the softmax of its query against those cells' keys (by hand here)."""
+    from seggallery.archs.heads.cc import CrissCrossAttention
+
+    torch.manual_seed(1)
+    attention = CrissCrossAttention(16)
+    x, captured, inside = _centre_cell_tap(attention, "cross_attention", "ccnet_r50_d8_cityscapes")
+    query = attention.query_conv(x)[0, :, 2, 3]
+    keys = attention.key_conv(x)[0]
+    energies = torch.cat([query @ keys[:, torch.arange(5) != 2, 3], query @ keys[:, 2, :]])  # column without itself, row
+    weights = energies.softmax(0)
+    expected = torch.zeros(5, 7)
+    expected[torch.arange(5) != 2, 3] = weights[:4]
+    expected[2, :] = weights[4:]
+    torch.testing.assert_close(captured.tensor, expected[None])
+    assert float(captured.tensor.sum()) == pytest.approx(1.0, abs=1e-5)
+    picture, caption = views.pictures(captured, inside, np.zeros((50, 70, 3), np.uint8))[0]
+    assert picture.dtype == np.uint8 and "row 3, column 4" in caption

@@ -31,7 +31,7 @@ from ..runtime.results import Failure
 from ..runtime.segmenter import Segmenter
 
 PROBES_FILE = Path(__file__).parent / "probes.toml"
-SHOW_KINDS = ("scores", "features", "vector", "query_masks", "attention")
+SHOW_KINDS = ("scores", "features", "vector", "query_masks", "attention", "cross_attention")
 OUTPUT_PREFIX = "output"  # a tap path "output" or "output.<attribute>" reads the model's return value
 
 
@@ -43,7 +43,8 @@ class ProbeError(ValueError):
 class Tap:
     path: str
     show: str  # scores: class scores; features: any C x h x w map; vector: C x 1 x 1; query_masks: mask-classification
-    # output; attention: N x h x w attention weights of every query position (N = h x w), of which the centre's are kept
+    # output; attention: N x h x w attention weights of every query position (N = h x w), of which the centre's are
+    # kept; cross_attention: h x w x (h + w) weights over each position's column, then row (CCNet), the centre's kept
     title: str
     note: str = ""
     take: str = "output"  # or "input": the module's first tensor argument (e.g. what a decoder layer receives)
@@ -178,6 +179,20 @@ def keep_centre_query(weights: torch.Tensor) -> tuple[torch.Tensor, dict[str, to
     return _keep(weights[:, row * width + column][:, None]), {"query": torch.tensor([row, column])}
 
 
+def keep_centre_cross(weights: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """B x h x w x (h + w) criss-cross weights (column first, then row) -> the centre position's weights laid out
+    on the map (1 x h x w: its column and its row, zero elsewhere; itself is in the row part) and its (row, column)."""
+    height, width = weights.shape[1:3]
+    if weights.dim() != 4 or weights.shape[3] != height + width:
+        raise ValueError(f"criss-cross weights must be B x h x w x (h+w), not {tuple(weights.shape)}")
+    row, column = centre_query(height, width)
+    own = weights[0, row, column].detach().to("cpu", torch.float32)
+    laid_out = torch.zeros(1, height, width)
+    laid_out[0, :, column] = own[:height]
+    laid_out[0, row, :] += own[height:]
+    return laid_out, {"query": torch.tensor([row, column])}
+
+
 def capture(segmenter: Segmenter, inputs: Any, probe: Probe) -> tuple[Inside, Any]:
     """Run `segmenter.forward(inputs)` once with the probe's hooks attached: (what they saw, the outputs)."""
     owner = threading.get_ident()
@@ -194,8 +209,9 @@ def capture(segmenter: Segmenter, inputs: Any, probe: Probe) -> tuple[Inside, An
             tensor = first_tensor(output) if tap.take == "output" else first_tensor([*args, *kwargs.values()])
             if tensor is None or tensor.dim() < 2 or len(tensor) == 0:  # (no RoIs: a per-RoI head saw nothing)
                 return
-            if tap.show == "attention":
-                kept[(tap.path, tap.take)], extras[(tap.path, tap.take)] = keep_centre_query(tensor)
+            if tap.show in ("attention", "cross_attention"):
+                keep = keep_centre_query if tap.show == "attention" else keep_centre_cross
+                kept[(tap.path, tap.take)], extras[(tap.path, tap.take)] = keep(tensor)
             else:
                 kept[(tap.path, tap.take)] = _keep(tensor)
         return hook

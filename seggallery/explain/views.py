@@ -100,7 +100,7 @@ def pictures(captured: Captured, inside: Inside, photo: np.ndarray) -> list[Pict
     show = captured.tap.show
     if show == "query_masks":
         return query_pictures(captured, inside, photo)
-    if show == "attention":
+    if show in ("attention", "cross_attention"):
         return [attention_picture(captured, inside, photo)]
     if tensor.dim() != 3:
         return [(np.full((8, 8, 3), 255, np.uint8), f"{captured.tap.title}: a tensor of shape {tuple(tensor.shape)} (no picture)")]
@@ -142,7 +142,7 @@ def query_pictures(captured: Captured, inside: Inside, photo: np.ndarray, top: i
 
 
 def attention_picture(captured: Captured, inside: Inside, photo: np.ndarray) -> Picture:
-    """One query cell's attention weights (1 x h x w, summing to 1) as a heat map (magma, scaled to their
+    """One query cell's attention weights (1 x h x w, summing to 1; zero off its cross for criss-cross attention) as a heat map (magma, scaled to their
     maximum) over the grey photo at the map's size, enlarged without smoothing; a cyan box around the query cell
     and its neighbours (one cell is a few pixels on a large map)."""
     weights = captured.tensor[0].double()
