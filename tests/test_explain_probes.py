@@ -306,4 +306,4 @@ def test_a_cross_attention_tap_lays_the_centre_cells_weights_on_its_row_and_colu
     torch.testing.assert_close(captured.tensor, expected[None])
     assert float(captured.tensor.sum()) == pytest.approx(1.0, abs=1e-5)
     picture, caption = views.pictures(captured, inside, np.zeros((50, 70, 3), np.uint8))[0]
-    assert picture.dtype == np.uint8 and "row 3, column 4" in caption
+    assert picture.dtype == np.uint8 and "row 3, column 4" in caption and "its row and column (11 cells)" in caption

@@ -162,9 +162,13 @@ def attention_picture(captured: Captured, inside: Inside, photo: np.ndarray) -> 
     picture[top, left:right + 1] = picture[bottom, left:right + 1] = cyan
     picture[top:bottom + 1, left] = picture[top:bottom + 1, right] = cyan
     share = 100 * float(weights[weights >= 0.5 * peak].sum())
-    what = (f"weights of the cell at row {row + 1}, column {column + 1} (boxed with its neighbours) over all {height * width} cells of "
+    if captured.tap.show == "cross_attention":  # only its column and its row take part
+        cells, where = height + width - 1, f"its row and column ({height + width - 1} cells)"
+    else:
+        cells, where = height * width, f"all {height * width} cells"
+    what = (f"weights of the cell at row {row + 1}, column {column + 1} (boxed with its neighbours) over {where} of "
             f"the {_map_size(inside, height, width)}; brightest = largest (max {peak:.4f}, uniform would be "
-            f"{1 / (height * width):.4f}); the cells above half the maximum carry {share:.0f}% of the weight")
+            f"{1 / cells:.4f}); the cells above half the maximum carry {share:.0f}% of the weight")
     return picture, _caption(captured, inside, what)
 
 
