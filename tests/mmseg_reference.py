@@ -116,7 +116,14 @@ def random_model(spec: ModelSpec) -> torch.nn.Module:
     DeepLabV3+ then paints one class everywhere), so the statistics are measured instead: one
     training-mode pass with momentum 1 over a small real photo, after the affine parameters are
     randomised. The classifier gets weights large enough for its bias not to decide every pixel.
+    The attention modules' learned scales (mmcv's Scale: DANet's gamma, CCNet's) start at 0, which would
+    switch the attention off: they get random values in 0.5..1.5. A BatchNorm after global pooling (ASPP's
+    image pooling, PSP's 1x1 bin) sees one value per image: its variance over the two-image batch is near
+    0 in some channels, which at inference multiplies them by up to 1/sqrt(eps) and lets that branch
+    decide every pixel (a random FastFCN painted one class). Its variance is floored at the layer's median.
     """
+    from mmcv.cnn import Scale
+
     init_default_scope("mmseg")
     seed = zlib.crc32(spec.id.encode())
     torch.manual_seed(seed)
@@ -124,17 +131,27 @@ def random_model(spec: ModelSpec) -> torch.nn.Module:
     generator = torch.Generator().manual_seed(seed)
     norms = [layer for layer in model.modules() if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm)]
     with torch.no_grad():
+        for layer in model.modules():
+            if isinstance(layer, Scale):
+                layer.scale.copy_(torch.rand((), generator=generator) + 0.5)
         for layer in norms:
             layer.weight.copy_(torch.rand(layer.weight.shape, generator=generator) + 0.5)
             layer.bias.copy_(torch.rand(layer.bias.shape, generator=generator) * 0.4 - 0.2)
             layer.momentum = 1.0
         model.train()
+        pooled = set()
+        hooks = [layer.register_forward_pre_hook(lambda layer, args: pooled.add(layer) if args[0][0, 0].numel() == 1 else None)
+                 for layer in norms]
         features = model.extract_feat(calibration_batch())
         model.decode_head(features)
         for head in auxiliary_heads(model):
             head(features)
+        for hook in hooks:
+            hook.remove()
         for layer in norms:
             layer.momentum = 0.1
+        for layer in pooled:
+            layer.running_var.clamp_(min=float(layer.running_var.median()))
         classifier = model.decode_head.conv_seg
         classifier.weight.copy_(torch.randn(classifier.weight.shape, generator=generator))
         classifier.bias.copy_(torch.rand(classifier.bias.shape, generator=generator) * 0.2 - 0.1)

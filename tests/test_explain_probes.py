@@ -173,6 +173,20 @@ EXPECTED = {
         "backbone.detail": (128, 12, 16), "backbone.semantic.stage4_CEBlock": (128, 3, 4),
         "backbone.bga.semantic_conv": (128, 3, 4), "backbone.bga.detail_down": (128, 3, 4),
         "backbone.bga": (128, 12, 16), "decode_head.conv_seg": (19, 12, 16)},
+
+    "danet_r50_d8_cityscapes": {
+        "backbone.layer4": (2048, 12, 16), "decode_head.pam.attention": (1, 12, 16),
+        **{f"decode_head.{m}": (512, 12, 16) for m in ("pam", "cam", "pam_out_conv", "cam_out_conv")},
+        "decode_head.conv_seg": (19, 12, 16)},
+    "fastfcn_r50_d32_jpu_aspp_cityscapes": {  # a strided backbone; JPU rebuilds 1/8
+        "neck.conv_layers.0": (512, 12, 16), "neck.conv_layers.1": (1024, 6, 8), "neck.conv_layers.2": (2048, 3, 4),
+        **{f"neck.dilation_layers.{i}": (512, 12, 16) for i in range(4)},
+        "decode_head.aspp_modules.0": (2048, 12, 16), "decode_head.bottleneck": (512, 12, 16),
+        "decode_head.conv_seg": (19, 12, 16)},
+    "ccnet_r50_d8_cityscapes": {
+        "decode_head.convs.0": (512, 12, 16), "decode_head.cca.attention": (1, 12, 16),
+        "decode_head.cca": (512, 12, 16), "decode_head.convs.1": (512, 12, 16),
+        "decode_head.conv_cat": (512, 12, 16), "decode_head.conv_seg": (19, 12, 16)},
     # Mask R-CNN resizes inside: 96 x 128 -> 800 x 1066, padded to 800 x 1088; the mask head's first RoI
     "maskrcnn_resnet50_fpn": {
         "backbone.body.layer4": (2048, 25, 34), "backbone.fpn": (256, 200, 272), "rpn.head.cls_logits": (3, 200, 272),
@@ -198,7 +212,8 @@ EXPECTED = {
         "segmentation_head.head": (150, 48, 64)},
 }
 ATROUS = {"deeplabv3_mobilenet_v3_large": [12, 24, 36], "deeplabv3_mobilevit_small": [6, 12, 18],
-          "deeplabv3_r50_d8_voc": [12, 24, 36], "deeplabv3plus_r50_d8_voc": [12]}
+          "deeplabv3_r50_d8_voc": [12, 24, 36], "deeplabv3plus_r50_d8_voc": [12],
+          "fastfcn_r50_d32_jpu_aspp_cityscapes": [2, 4, 8]}  # JPU's dilated branches
 # Entries for models that are not in this checkout's catalog (families other branches add) wait for them.
 RUNNABLE = [model_id for model_id in EXPECTED if model_id in catalog()]
 
@@ -280,3 +295,64 @@ def test_pictures_keep_the_cells_of_a_coarse_map():
     assert set(np.unique(big)) == {0, 255}  # nearest-neighbour: no blended values between cells
     assert (big[100:200, 0:100, 1] == 0).all() and (big[0:100, 100:200] == 255).all()
     assert views.stride_text(8.0) == "1/8" and views.stride_text(7.9) == "1/8"
+
+
+def _centre_cell_tap(module: torch.nn.Module, show: str, model_id: str):
+    """`module.attention` of a lone attention module on a random 16 x 5 x 7 map, tapped through capture() as
+    probes.toml taps it: (the input, what was captured, the Inside)."""
+    from types import SimpleNamespace
+
+    from seggallery.explain.probes import Probe, Tap
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 16, 5, 7)
+    tap = Tap("attention", show, "Attention of the centre cell")
+    spec = get_spec(model_id)
+    segmenter = SimpleNamespace(module=module.eval(), forward=module, class_scores=lambda outputs: None, spec=spec)
+    inside, _ = capture(segmenter, x, Probe(spec.family, spec.backend, (tap,), ("*",)))
+    (captured,) = inside.captured
+    assert captured.extra["query"].tolist() == [2, 3]  # the centre of 5 x 7
+    return x, captured, inside
+
+
+def test_an_attention_tap_keeps_the_centre_cells_weights_over_the_map():
+    """DANet's position attention, tapped as probes.toml taps it: the kept 1 x h x w map is the softmax of the
+    centre cell's query against every cell's key (computed here by hand), not another row or a transposed one."""
+    from seggallery.archs.heads.da import PositionAttention
+
+    torch.manual_seed(1)
+    attention = PositionAttention(16, 4)
+    x, captured, inside = _centre_cell_tap(attention, "attention", "danet_r50_d8_cityscapes")
+    query = attention.query_project(x)[0, :, 2, 3]
+    keys = attention.key_project(x)[0].flatten(1)
+    expected = (query @ keys).softmax(0).view(5, 7)
+    torch.testing.assert_close(captured.tensor, expected[None])
+
+    picture, caption = views.attention_picture(captured, inside, np.zeros((50, 70, 3), np.uint8))
+    assert picture.dtype == np.uint8 and picture.shape[2] == 3
+    assert "row 3, column 4" in caption and "35 cells" in caption
+    cell = picture.shape[0] / 5  # the brightest cell of the weights is the brightest of the picture
+    row, column = divmod(int(expected.argmax()), 7)
+    centre = picture[int((row + 0.5) * cell), int((column + 0.5) * cell)]
+    assert int(centre.sum()) == int(picture.reshape(-1, 3).sum(1).max())
+
+
+def test_a_cross_attention_tap_lays_the_centre_cells_weights_on_its_row_and_column():
+    """CCNet's criss-cross attention, tapped as probes.toml taps it: the centre cell's weights sit on its own
+    column and row only, sum to 1, and are the softmax of its query against those cells' keys (by hand here)."""
+    from seggallery.archs.heads.cc import CrissCrossAttention
+
+    torch.manual_seed(1)
+    attention = CrissCrossAttention(16)
+    x, captured, inside = _centre_cell_tap(attention, "cross_attention", "ccnet_r50_d8_cityscapes")
+    query = attention.query_conv(x)[0, :, 2, 3]
+    keys = attention.key_conv(x)[0]
+    energies = torch.cat([query @ keys[:, torch.arange(5) != 2, 3], query @ keys[:, 2, :]])  # column without itself, row
+    weights = energies.softmax(0)
+    expected = torch.zeros(5, 7)
+    expected[torch.arange(5) != 2, 3] = weights[:4]
+    expected[2, :] = weights[4:]
+    torch.testing.assert_close(captured.tensor, expected[None])
+    assert float(captured.tensor.sum()) == pytest.approx(1.0, abs=1e-5)
+    picture, caption = views.pictures(captured, inside, np.zeros((50, 70, 3), np.uint8))[0]
+    assert picture.dtype == np.uint8 and "row 3, column 4" in caption and "its row and column (11 cells)" in caption

@@ -6,6 +6,10 @@ last map is 1/8 of the input; the first block of a dilated stage uses half that 
 contract_dilation=True). timm's resnet50c with output_stride=8 builds exactly this network: same convs,
 strides, dilations and paddings, and the same outputs to the last bit for the same weights (checked
 against mmseg's ResNetV1c in tests/test_backend_mmseg.py). Only the stem's names differ.
+
+FastFCN's "R-50-D32" is the strided network (output stride 32) whose stages 3 and 4 are dilated all the
+same (2 and 4, the first block of each at half that, stride 2 kept): `dilate_strided=True` sets those
+dilations on timm's strided network (the 3x3 conv of each block; the 1x1 shortcut is unaffected).
 """
 
 from __future__ import annotations
@@ -35,9 +39,14 @@ class ResNetV1c(ResNet):
     -> layer4 (2048).
     """
 
-    def __init__(self, output_stride: int = 8):
+    def __init__(self, output_stride: int = 8, dilate_strided: bool = False):
         super().__init__(**RESNET50C, output_stride=output_stride, num_classes=0, global_pool="")
         self.output_stride = output_stride
+        if dilate_strided:
+            if output_stride != 32:
+                raise ValueError("dilate_strided applies to the strided network (output_stride=32)")
+            for layer, dilation in ((self.layer3, 2), (self.layer4, 4)):
+                dilate(layer, dilation)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.maxpool(self.act1(self.bn1(self.conv1(x))))
@@ -47,3 +56,11 @@ class ResNetV1c(ResNet):
         c4 = self.layer4(c3)
         return [c1, c2, c3, c4]
 
+
+def dilate(layer: torch.nn.Sequential, dilation: int) -> None:
+    """Dilate the 3x3 convs of a stage's blocks (padding = dilation keeps the size), the first block's by half
+    (mmseg's contract_dilation=True), as mmseg's ResLayer builds a stage with that dilation."""
+    for index, block in enumerate(layer):
+        rate = dilation // 2 if index == 0 else dilation
+        block.conv2.dilation = (rate, rate)
+        block.conv2.padding = (rate, rate)

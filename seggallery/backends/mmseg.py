@@ -1,9 +1,9 @@
 """OpenMMLab mmsegmentation model-zoo checkpoints, run on SegGallery's own PyTorch modules (no mmcv).
 
 A catalog entry names the published file (`source.url`, whose name ends in the first 8 hex digits of
-its sha256), the architecture (`source.backbone`, `source.decode_head`, `source.align_corners`) and,
-optionally, a copy of the file on the Hugging Face Hub (`source.mirror = {repo, filename, revision}`)
-for hosts that cannot reach download.openmmlab.com. Preprocessing is mmseg's test pipeline, from the
+its sha256), the architecture (`source.backbone`, `source.decode_head`, `source.align_corners` and, where
+the model has one, `source.neck`) and, optionally, a copy of the file on the Hugging Face Hub
+(`source.mirror = {repo, filename, revision}`) for hosts that cannot reach download.openmmlab.com. Preprocessing is mmseg's test pipeline, from the
 entry's `preprocess`: keep-ratio resize (cv2 bilinear on uint8, as mmcv.imrescale) so that the image
 fits `scale`, RGB mean/std normalisation, whole-image inference; the scores are resized to the network
 input's size and then to the image's, as mmseg's EncoderDecoder does.
@@ -94,7 +94,7 @@ def _numpy_data_types() -> list:
 def build_module(spec: ModelSpec) -> EncoderDecoder:
     source = spec.source
     return build_encoder_decoder(source["backbone"], source["decode_head"], len(spec.label_set), source["align_corners"],
-                                 source.get("head_args"))
+                                 source.get("head_args"), neck=source.get("neck"))
 
 
 def load_module(spec: ModelSpec, path: Path) -> EncoderDecoder:
@@ -102,7 +102,7 @@ def load_module(spec: ModelSpec, path: Path) -> EncoderDecoder:
 
 
 def module_from_state_dict(spec: ModelSpec, mmseg_state: dict[str, torch.Tensor]) -> EncoderDecoder:
-    """Our module with an mmseg checkpoint's weights: every key must match (strict) but the auxiliary heads'."""
+    """Our module with an mmseg checkpoint's weights: every key must match (strict) but the training-only parts'."""
     with torch.device("meta"):  # no time spent initialising weights that are overwritten at once
         module = build_module(spec)
     module.load_state_dict(from_mmseg_state_dict(mmseg_state, spec.source["backbone"]), strict=True, assign=True)

@@ -31,7 +31,7 @@ from ..runtime.results import Failure
 from ..runtime.segmenter import Segmenter
 
 PROBES_FILE = Path(__file__).parent / "probes.toml"
-SHOW_KINDS = ("scores", "features", "vector", "query_masks")
+SHOW_KINDS = ("scores", "features", "vector", "query_masks", "attention", "cross_attention")
 OUTPUT_PREFIX = "output"  # a tap path "output" or "output.<attribute>" reads the model's return value
 
 
@@ -42,7 +42,9 @@ class ProbeError(ValueError):
 @dataclass(frozen=True)
 class Tap:
     path: str
-    show: str  # scores: class scores; features: any C x h x w map; vector: C x 1 x 1; query_masks: mask-classification output
+    show: str  # scores: class scores; features: any C x h x w map; vector: C x 1 x 1; query_masks: mask-classification
+    # output; attention: N x h x w attention weights of every query position (N = h x w), of which the centre's are
+    # kept; cross_attention: h x w x (h + w) weights over each position's column, then row (CCNet), the centre's kept
     title: str
     note: str = ""
     take: str = "output"  # or "input": the module's first tensor argument (e.g. what a decoder layer receives)
@@ -101,7 +103,8 @@ def matches(pattern: str, module_path: str) -> bool:
 class Captured:
     tap: Tap
     tensor: torch.Tensor  # the first batch item, on the CPU, float32
-    extra: dict[str, torch.Tensor] = field(default_factory=dict)  # query_masks: the per-query class logits, the window
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)  # query_masks: the per-query class logits, the window;
+    # attention: the followed query's (row, column)
     layer: str = ""  # the tapped module's first convolution when dilated, e.g. "3x3 conv, dilation 12"
 
 
@@ -159,11 +162,43 @@ def _keep(tensor: torch.Tensor) -> torch.Tensor:
     return tensor[0].detach().to("cpu", torch.float32, copy=True)
 
 
+def centre_query(height: int, width: int) -> tuple[int, int]:
+    """The (row, column) of the cell an attention view follows: the centre of an h x w map."""
+    return height // 2, width // 2
+
+
+def keep_centre_query(weights: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """B x N x h x w attention weights -> the centre query's 1 x h x w weights and its (row, column).
+
+    Only one row of the N x N matrix is copied: the whole of it is N^2 values (4 GB for a 128 x 256 map).
+    """
+    height, width = weights.shape[-2:]
+    if weights.dim() != 4 or weights.shape[1] != height * width:
+        raise ValueError(f"attention weights must be B x (h*w) x h x w, not {tuple(weights.shape)}")
+    row, column = centre_query(height, width)
+    return _keep(weights[:, row * width + column][:, None]), {"query": torch.tensor([row, column])}
+
+
+def keep_centre_cross(weights: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """B x h x w x (h + w) criss-cross weights (column first, then row) -> the centre position's weights laid out
+    on the map (1 x h x w: its column and its row, zero elsewhere; itself is in the row part) and its (row, column)."""
+    height, width = weights.shape[1:3]
+    if weights.dim() != 4 or weights.shape[3] != height + width:
+        raise ValueError(f"criss-cross weights must be B x h x w x (h+w), not {tuple(weights.shape)}")
+    row, column = centre_query(height, width)
+    own = weights[0, row, column].detach().to("cpu", torch.float32)
+    laid_out = torch.zeros(1, height, width)
+    laid_out[0, :, column] = own[:height]
+    laid_out[0, row, :] += own[height:]
+    return laid_out, {"query": torch.tensor([row, column])}
+
+
 def capture(segmenter: Segmenter, inputs: Any, probe: Probe) -> tuple[Inside, Any]:
     """Run `segmenter.forward(inputs)` once with the probe's hooks attached: (what they saw, the outputs)."""
     owner = threading.get_ident()
     modules = dict(segmenter.module.named_modules())
     kept: dict[tuple[str, str], torch.Tensor] = {}  # (path, take): one module may be tapped for input and output
+    extras: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
     shapes: list[tuple[str, tuple[int, ...]]] = []
     handles = []
 
@@ -172,7 +207,12 @@ def capture(segmenter: Segmenter, inputs: Any, probe: Probe) -> tuple[Inside, An
             if threading.get_ident() != owner or (tap.path, tap.take) in kept:
                 return  # another thread's call, or a module that runs twice: keep the first
             tensor = first_tensor(output) if tap.take == "output" else first_tensor([*args, *kwargs.values()])
-            if tensor is not None and tensor.dim() >= 2 and len(tensor) > 0:  # (no RoIs: a per-RoI head saw nothing)
+            if tensor is None or tensor.dim() < 2 or len(tensor) == 0:  # (no RoIs: a per-RoI head saw nothing)
+                return
+            if tap.show in ("attention", "cross_attention"):
+                keep = keep_centre_query if tap.show == "attention" else keep_centre_cross
+                kept[(tap.path, tap.take)], extras[(tap.path, tap.take)] = keep(tensor)
+            else:
                 kept[(tap.path, tap.take)] = _keep(tensor)
         return hook
 
@@ -205,7 +245,7 @@ def capture(segmenter: Segmenter, inputs: Any, probe: Probe) -> tuple[Inside, An
     for tap in probe.taps:
         if (tap.path, tap.take) in kept:
             layer = _atrous_conv(modules[tap.path]) if tap.take == "output" else ""
-            captured.append(Captured(tap, kept[(tap.path, tap.take)], layer=layer))
+            captured.append(Captured(tap, kept[(tap.path, tap.take)], extras.get((tap.path, tap.take), {}), layer))
         elif tap.path.startswith(OUTPUT_PREFIX):
             found = _from_output(tap, outputs)
             if found is None:

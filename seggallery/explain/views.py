@@ -6,6 +6,7 @@
   similar feature vector), also enlarged without smoothing;
 - pooled vectors (C x 1 x 1): one square per channel, coloured by value;
 - mask-classification queries: each strong query's mask tinted in its class colour over the photo;
+- attention weights: one query cell's weights over the map, as a heat map over the photo, the cell boxed;
 - the resolution ladder: feature-map size at each stage, as a chart and as table rows.
 """
 
@@ -99,6 +100,8 @@ def pictures(captured: Captured, inside: Inside, photo: np.ndarray) -> list[Pict
     show = captured.tap.show
     if show == "query_masks":
         return query_pictures(captured, inside, photo)
+    if show in ("attention", "cross_attention"):
+        return [attention_picture(captured, inside, photo)]
     if tensor.dim() != 3:
         return [(np.full((8, 8, 3), 255, np.uint8), f"{captured.tap.title}: a tensor of shape {tuple(tensor.shape)} (no picture)")]
     channels, height, width = tensor.shape
@@ -147,6 +150,37 @@ def query_pictures(captured: Captured, inside: Inside, photo: np.ndarray, top: i
                 f"{_map_size(inside, height, width)})")
         result.append((enlarge(tinted.clip(0, 255).astype(np.uint8)), what))
     return result
+
+
+def attention_picture(captured: Captured, inside: Inside, photo: np.ndarray) -> Picture:
+    """One query cell's attention weights (1 x h x w, summing to 1; zero off its cross for criss-cross attention) as a heat map (magma, scaled to their
+    maximum) over the grey photo at the map's size, enlarged without smoothing; a cyan box around the query cell
+    and its neighbours (one cell is a few pixels on a large map)."""
+    weights = captured.tensor[0].double()
+    height, width = weights.shape
+    row, column = (int(v) for v in captured.extra["query"])
+    grey = np.asarray(Image.fromarray(photo).convert("L").resize((width, height), Image.Resampling.BILINEAR), np.float64)
+    peak = float(weights.max())
+    heat = matplotlib.colormaps["magma"]((weights / peak if peak > 0 else weights).numpy())[..., :3] * 255
+    blended = (0.75 * heat + 0.25 * grey[..., None]).clip(0, 255).astype(np.uint8)
+    picture = enlarge(blended)
+    scale = picture.shape[0] / height
+    top, left = max(0, round((row - 1) * scale)), max(0, round((column - 1) * scale))
+    bottom = min(picture.shape[0], round((row + 2) * scale)) - 1
+    right = min(picture.shape[1], round((column + 2) * scale)) - 1
+    picture = picture.copy()
+    cyan = np.array([0, 255, 255], np.uint8)
+    picture[top, left:right + 1] = picture[bottom, left:right + 1] = cyan
+    picture[top:bottom + 1, left] = picture[top:bottom + 1, right] = cyan
+    share = 100 * float(weights[weights >= 0.5 * peak].sum())
+    if captured.tap.show == "cross_attention":  # only its column and its row take part
+        cells, where = height + width - 1, f"its row and column ({height + width - 1} cells)"
+    else:
+        cells, where = height * width, f"all {height * width} cells"
+    what = (f"weights of the cell at row {row + 1}, column {column + 1} (boxed with its neighbours) over {where} of "
+            f"the {_map_size(inside, height, width)}; brightest = largest (max {peak:.4f}, uniform would be "
+            f"{1 / cells:.4f}); the cells above half the maximum carry {share:.0f}% of the weight")
+    return picture, _caption(captured, inside, what)
 
 
 def final_picture(inside: Inside, photo: np.ndarray) -> Picture:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from seggallery.archs.encoder_decoder import BACKBONES
+from seggallery.archs.heads.common import Scale
 from seggallery.backends.mmseg import build_module, checkpoint_path
 from seggallery.gpucheck.environment import importable
 
@@ -56,6 +57,10 @@ def stand_in_checkpoint(spec) -> dict:
     torch.manual_seed(0)
     module = build_module(spec)
     randomize_weights(module)
+    with torch.no_grad():  # the attention modules' scales (DANet, CCNet) start at 0: switch the attention on
+        for layer in module.modules():
+            if isinstance(layer, Scale):
+                layer.scale.fill_(1.0)
     calibrate_batchnorm(module, lambda: module(calibration_batch()))
     with torch.no_grad():  # as the reference fake does: large enough for the bias not to decide every pixel
         classifier = module.decode_head.conv_seg

@@ -1,7 +1,9 @@
 """mmsegmentation's decode heads, one file each, by the names mmseg's configs give them."""
 
 from .aspp import ASPPHead
+from .cc import CCHead
 from .common import DecodeHead
+from .da import DAHead
 from .fcn import FCNHead
 from .psp import PSPHead
 from .sep_fcn import DepthwiseSeparableFCNHead
@@ -15,6 +17,9 @@ DECODE_HEADS: dict[str, type[DecodeHead]] = {
     "DepthwiseSeparableASPPHead": DepthwiseSeparableASPPHead,
     "DepthwiseSeparableFCNHead": DepthwiseSeparableFCNHead,
     "UPerHead": UPerHead,
+    "DAHead": DAHead,
+    "CCHead": CCHead,
 }
 
-__all__ = ["DECODE_HEADS", "ASPPHead", "DecodeHead", "DepthwiseSeparableASPPHead", "DepthwiseSeparableFCNHead", "FCNHead", "PSPHead", "UPerHead"]
+__all__ = ["DECODE_HEADS", "ASPPHead", "CCHead", "DAHead", "DecodeHead", "DepthwiseSeparableASPPHead",
+           "DepthwiseSeparableFCNHead", "FCNHead", "PSPHead", "UPerHead"]

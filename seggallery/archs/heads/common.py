@@ -51,7 +51,7 @@ class ConvBNReLU(nn.Module):
 class DepthwiseSeparableConv(nn.Module):
     """A 3x3 conv split in two: one filter per channel (depthwise), then a 1x1 conv mixing channels.
 
-    `depthwise_relu=False`: no activation after the depthwise half (mmcv's dw_act_cfg=None, as Fast-SCNN has it)."""
+    `depthwise_relu=False`: no activation after the depthwise half (mmcv's dw_act_cfg=None, as Fast-SCNN and FastFCN's JPU have it)."""
 
     def __init__(self, in_channels: int, out_channels: int, dilation: int = 1, stride: int = 1, depthwise_relu: bool = True):
         super().__init__()
@@ -61,6 +61,18 @@ class DepthwiseSeparableConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pointwise_conv(self.depthwise_conv(x))
+
+
+class Scale(nn.Module):
+    """x times one learned number: mmcv's Scale (its parameter is `scale`). The attention modules start it at 0,
+    so that training begins from the plain features and lets the attention in gradually."""
+
+    def __init__(self, value: float = 0.0):
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(value))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
 
 
 class DecodeHead(nn.Module):
