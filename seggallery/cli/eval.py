@@ -1,4 +1,4 @@
-"""`eval --images DIR --masks DIR --models IDS [--labels SET] [--out DIR]`: scores over a folder, resumable."""
+"""`eval --images DIR --masks DIR --models IDS [--labels SET] [--out DIR] [--crf]`: scores over a folder, resumable."""
 
 from __future__ import annotations
 
@@ -18,11 +18,19 @@ def add_arguments(parser) -> None:
                         help="output folder (default ./eval-out); rerunning with the same folder resumes")
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1, mps")
     parser.add_argument("--limit", type=int, default=None, help="only the first N images (sorted by name)")
+    parser.add_argument("--crf", action="store_true",
+                        help="refine every model's probabilities with the dense CRF (DeepLab v2's parameters) before scoring")
 
 
 def run(args) -> int:
     from ..catalog import CatalogError, label_set
-    from ..evidence.evaluation import EvaluationError, default_labels, evaluate, pair_folders
+    from ..evidence.evaluation import (
+        EvaluationError,
+        default_labels,
+        evaluate,
+        pair_folders,
+    )
+    from ..runtime.crf import DEFAULT as CRF_DEFAULT
     from ..runtime.devices import pick_device
     from ..runtime.engine import Engine
 
@@ -49,7 +57,8 @@ def run(args) -> int:
 
     try:
         source = f"images {args.images.resolve()}, masks {args.masks.resolve()}"
-        summary = evaluate(pairing, args.models, labels_id, args.out, engine, on_progress, source=source)
+        summary = evaluate(pairing, args.models, labels_id, args.out, engine, on_progress, source=source,
+                           crf=CRF_DEFAULT if args.crf else None)
     except EvaluationError as error:
         print(f"eval: {error}", file=sys.stderr)
         return 2

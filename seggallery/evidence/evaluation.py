@@ -21,6 +21,7 @@ import numpy as np
 from .. import __version__
 from ..catalog import LabelSet, get_spec, label_set
 from ..images import ImageError, load_image
+from ..runtime.crf import CrfParams
 from ..runtime.engine import Engine
 from ..runtime.results import Failure
 from .groundtruth import ignore_id, load_mask
@@ -128,6 +129,9 @@ def _start_run(out_dir: Path, settings: dict) -> None:
         if previous.get("source") != settings["source"]:
             raise EvaluationError(f"{out_dir} holds an evaluation of other folders ({previous.get('source')}); "
                                   "use another --out folder")
+        if previous.get("crf", False) != settings["crf"]:
+            raise EvaluationError(f"{out_dir} holds an evaluation {'with' if previous.get('crf') else 'without'} the CRF; "
+                                  "use another --out folder")
     run_path.write_text(json.dumps(settings, indent=2))
     # drop a trailing partial line so that appended records start on a line of their own
     records = read_progress(out_dir)
@@ -146,12 +150,14 @@ def evaluate(
     engine: Engine,
     on_progress: Callable[[int, int, str], None] | None = None,
     source: str = "",
+    crf: CrfParams | None = None,
 ) -> dict:
     """Run the models on every pair not yet in <out_dir>/progress.jsonl, then write the summary.
 
     on_progress(done, total, message) is called after each image (done counts images finished
     in earlier runs too); it may raise EvaluationStopped. `source` names where the files come from
-    (the CLI's folders); a rerun into the same folder must name the same. Returns results.json's content.
+    (the CLI's folders); a rerun into the same folder must name the same, and the same `crf` (the dense CRF
+refinement of every model's probabilities, or None). Returns results.json's content.
     A model that cannot run on its first image is left out (and tried again by a rerun); one that fails
     on a later image loses only that image, which a rerun tries again.
     """
@@ -159,7 +165,7 @@ def evaluate(
     spaces = {}
     for model_id in model_ids:
         spaces[model_id] = shared_space([labels_id, get_spec(model_id).labels])
-    _start_run(out_dir, {"labels": labels_id, "source": source})
+    _start_run(out_dir, {"labels": labels_id, "source": source, "crf": crf is not None})
     done = {(r["image"], r["model"]) for r in read_progress(out_dir)}
     failed_models: dict[str, str] = {}
     ran: set[str] = set()
@@ -177,7 +183,7 @@ def evaluate(
                     skipped_images[image_path.name] = str(error)
                     todo = []
             for model_id in todo:
-                result = engine.run(image.pixels, model_id)
+                result = engine.run(image.pixels, model_id, crf)
                 if isinstance(result, Failure):  # not recorded: a rerun tries it again
                     if model_id in ran:
                         skipped_images[f"{image_path.name} ({model_id})"] = result.reason

@@ -61,10 +61,10 @@ def spatial_filter(values: torch.Tensor, std: float) -> torch.Tensor:
     """C x H x W values filtered by exp(-|dp|^2 / 2 std^2), zero outside the image (separable: exact)."""
     taps = _gaussian_taps(std, values.device)
     c, radius = values.shape[0], taps.numel() // 2
-    x = values[:, None]  # C x 1 x H x W
-    x = F.conv2d(x, taps.view(1, 1, 1, -1), padding=(0, radius))
-    x = F.conv2d(x, taps.view(1, 1, -1, 1), padding=(radius, 0))
-    return x[:, 0].reshape(c, *values.shape[1:])
+    x = values[None]  # 1 x C x H x W, filtered depthwise (one group per class: fast on CPU and GPU)
+    x = F.conv2d(x, taps.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, radius), groups=c)
+    x = F.conv2d(x, taps.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(radius, 0), groups=c)
+    return x[0]
 
 
 def bilateral_features(image: torch.Tensor, xy_std: float, rgb_std: float) -> torch.Tensor:

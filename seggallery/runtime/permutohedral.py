@@ -93,7 +93,10 @@ class Lattice:
         self.radix = torch.cat([torch.ones(1, dtype=torch.long, device=keys.device), span.cumprod(0)[:-1]])
 
     def _pack(self, keys: torch.Tensor) -> torch.Tensor:
-        return ((keys - self.low) * self.radix).sum(-1)
+        code = (keys[..., 0] - self.low[0]) * self.radix[0]
+        for k in range(1, self.d):  # a loop over d columns: much faster than a sum over a short last axis
+            code += (keys[..., k] - self.low[k]) * self.radix[k]
+        return code
 
     def _find(self, unique: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         """Row of each key in the value table, or m (a row of zeros) where the lattice has no such vertex."""
@@ -102,8 +105,9 @@ class Lattice:
         return torch.where(unique[index] == codes, index, torch.full_like(index, self.m))
 
     def _matrices(self) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
-        """Splat (m x N), the d+1 blurs (m x m, three taps a row) and slice (N x m), as sparse CSR matrices,
-        so that filtering is a chain of sparse products (multithreaded on the CPU, cuSPARSE on CUDA)."""
+        """Splat (m x N), the d+1 blurs (m x m) and slice (N x m) as sparse CSR matrices, so that filtering
+        is a chain of sparse products (multithreaded on the CPU, cuSPARSE on CUDA). Each is built in row
+        order directly: a blur row is always [before, self, after], a missing neighbour given weight 0."""
         with warnings.catch_warnings():  # "sparse CSR support is in beta": the products used here are stable
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
             return self._build_matrices()
@@ -111,18 +115,24 @@ class Lattice:
     def _build_matrices(self) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
         n, d1 = self.vertices.shape
         device = self.weights.device
-        points = torch.arange(n, device=device).repeat_interleave(d1)
         vertices, weights = self.vertices.reshape(-1), self.weights.reshape(-1)
-        splat = torch.sparse_coo_tensor(torch.stack([vertices, points]), weights, (self.m, n), check_invariants=False).coalesce().to_sparse_csr()
-        slice_ = torch.sparse_coo_tensor(torch.stack([points, vertices]), weights, (n, self.m), check_invariants=False).coalesce().to_sparse_csr()
+
+        def csr(rows: int, cols: int, per_row: int, columns: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+            crow = torch.arange(0, rows * per_row + 1, per_row, device=device)
+            return torch.sparse_csr_tensor(crow, columns, values, (rows, cols), check_invariants=False)
+
+        slice_ = csr(n, self.m, d1, vertices, weights)
+        order = torch.argsort(vertices, stable=True)  # the splat is the slice transposed: entries by vertex
+        crow = torch.zeros(self.m + 1, dtype=torch.long, device=device)
+        crow[1:] = torch.bincount(vertices, minlength=self.m).cumsum(0)
+        splat = torch.sparse_csr_tensor(crow, order // d1, weights[order], (self.m, n), check_invariants=False)
         rows = torch.arange(self.m, device=device)
         blurs = []
         for before, after in self.neighbours:
-            keep_b, keep_a = before < self.m, after < self.m
-            index = torch.cat([torch.stack([rows, rows]), torch.stack([rows[keep_b], before[keep_b]]),
-                               torch.stack([rows[keep_a], after[keep_a]])], 1)
-            value = torch.cat([torch.ones(self.m, device=device), torch.full((int(keep_b.sum()) + int(keep_a.sum()),), 0.5, device=device)])
-            blurs.append(torch.sparse_coo_tensor(index, value, (self.m, self.m), check_invariants=False).coalesce().to_sparse_csr())
+            has_b, has_a = before < self.m, after < self.m
+            columns = torch.stack([torch.where(has_b, before, rows), rows, torch.where(has_a, after, rows)], 1)
+            values = torch.stack([0.5 * has_b.float(), torch.ones(self.m, device=device), 0.5 * has_a.float()], 1)
+            blurs.append(csr(self.m, self.m, 3, columns.reshape(-1), values.reshape(-1)))
         return splat, blurs, slice_
 
     def filter(self, values: torch.Tensor) -> torch.Tensor:

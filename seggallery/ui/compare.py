@@ -13,6 +13,7 @@ from ..catalog import presets
 from ..evidence.agreement import Agreement, agreement
 from ..images import ImageError, LoadedImage, load_image
 from ..report import build_report
+from ..runtime.crf import DEFAULT as CRF_DEFAULT
 from ..runtime.engine import Engine
 from ..runtime.results import Failure, Prediction, Result
 from ..runtime.semantic_reading import DEFAULT_SCORE_THRESHOLD
@@ -76,6 +77,9 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
                 opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Overlay opacity")
                 threshold = build_threshold_slider()  # shown once a comparison has an instance model
                 show_photo = gr.Checkbox(value=True, label="Show the photo as a tile beside the overlays")
+                crf = gr.Checkbox(value=False, label="Refine with CRF",
+                                  info="DeepLab v1/v2's dense CRF on each model's probabilities (seconds per model on a CPU; "
+                                       "its own timing step)")
                 run_button = gr.Button("Compare", variant="primary")
                 status = gr.Markdown(elem_id="sg-status")
         session = gr.State(None, time_to_live=SESSION_TTL_S)
@@ -89,7 +93,7 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
         with gr.Accordion("Report (JSON, same as `python -m seggallery compare` writes)", open=False):
             report = gr.JSON(label="report")
 
-        def compare(photo_path, model_ids, opacity_value, threshold_value, progress=gr.Progress(track_tqdm=True)):
+        def compare(photo_path, model_ids, opacity_value, threshold_value, refine=False, progress=gr.Progress(track_tqdm=True)):
             def fail(message: str):
                 return [None, message, photo_picture(None), *slot_updates(None, opacity_value), *table_updates([]), None]
 
@@ -115,7 +119,8 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
                 what = "loading (the first use downloads its weights)" if cold else "running"
                 progress(index / len(model_ids), desc=f"{model_id}: {what}")
 
-            results = engine.run_many(image.pixels, list(model_ids)[:MAX_MODELS], on_progress=on_progress)
+            results = engine.run_many(image.pixels, list(model_ids)[:MAX_MODELS], on_progress=on_progress,
+                                      crf=CRF_DEFAULT if refine else None)
             comparison = Comparison(image, results)
             failed = sum(isinstance(r, Failure) for r in results)
             notes = "".join(f" {note}." for note in image.notes)
@@ -129,7 +134,8 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
             return slot_updates(comparison, opacity_value, threshold_value)
 
         outputs = [session, status, photo_tile, *slot_outputs, tables, areas, timings, report]
-        compare_event = run_button.click(compare, inputs=[photo, models, opacity, threshold], outputs=outputs, api_name="compare")
+        compare_event = run_button.click(compare, inputs=[photo, models, opacity, threshold, crf], outputs=outputs,
+                                         api_name="compare")
         compare_event.then(refresh_resident, outputs=[resident], api_name=False)
         compare_event.then(show_photo_tile, inputs=[session, show_photo], outputs=[photo_column], api_name=False)
         compare_event.then(area_bars, inputs=[session], outputs=[bars], api_name=False)

@@ -15,7 +15,7 @@ from ..pictures.charts import stacked_area_chart
 from ..runtime.results import Prediction, Result
 
 # device and precision share a column, so that the table fits a 900 px wide page without scrolling sideways
-TIMING_COLUMNS = ["model", "device · precision", "call", "load", "preprocess", "forward", "postprocess", "total"]
+TIMING_COLUMNS = ["model", "device · precision", "call", "load", "preprocess", "forward", "postprocess", "crf", "total"]
 AREA_LABEL = (f"Area per class (% of the image; the {TOP_CLASSES} largest classes and the rest as \"other\"; models "
               "with the same label set share rows, empty: not in that model's label set; pixels are in the ZIP)")
 
@@ -28,13 +28,16 @@ TABLES_CSS = """
 
 
 def timing_frame(results: list[Result]) -> pd.DataFrame:
+    """One row per model; the "crf" column only when a model was refined by the CRF (its own step)."""
+    predictions = [result for result in results if isinstance(result, Prediction)]
+    refined = any("crf" in result.timings_ms for result in predictions)
+    columns = [c for c in TIMING_COLUMNS if refined or c != "crf"]
     rows = []
-    for result in results:
-        if isinstance(result, Prediction):
-            t = result.timings_ms
-            rows.append([result.spec.name, f"{result.device} · {result.precision}", "cold (includes loading)" if result.cold else "warm",
-                         *(round(t[k], 1) if k in t else None for k in ("load", "preprocess", "forward", "postprocess", "total"))])
-    return pd.DataFrame(rows, columns=TIMING_COLUMNS)
+    for result in predictions:
+        t = result.timings_ms
+        rows.append([result.spec.name, f"{result.device} · {result.precision}", "cold (includes loading)" if result.cold else "warm",
+                     *(round(t[k], 1) if k in t else None for k in columns[3:])])
+    return pd.DataFrame(rows, columns=columns)
 
 
 def predictions_of(results: list[Result]) -> list[Prediction]:
