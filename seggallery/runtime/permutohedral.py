@@ -64,17 +64,21 @@ class Lattice:
         bary.scatter_add_(1, d + 1 - rank, -v)
         bary[:, 0] += 1.0 + bary[:, d + 1]
         self.weights = bary[:, : d + 1].contiguous()  # N x (d+1)
-        # vertex r's key: rem0 + canonical[r][rank], canonical[r][j] = r if j <= d - r else r - (d+1)
-        r = torch.arange(d + 1, device=device)
-        canonical = torch.where(r[None, :] <= d - r[:, None], r[:, None], r[:, None] - (d + 1))  # [r, j]
-        keys = rem0.long()[:, None, :d] + canonical[:, rank[:, :d]].permute(1, 0, 2)  # N x (d+1) x d
-        self._pack_setup(keys)
-        codes = self._pack(keys.reshape(-1, d))
-        unique, inverse = torch.unique(codes, return_inverse=True)
+        # vertex r's key: rem0 + canonical[r][rank], canonical[r][j] = r if j <= d - r else r - (d+1); packed into
+        # one int64 without building the N x (d+1) x d keys: code(rem0) + sum_k canonical[r][rank_k] radix_k
+        corner = rem0.long()[:, :d]
+        self._pack_setup(corner)
+        base, high = self._pack(corner), rank[:, :d]
+        codes = []
+        for r in range(d + 1):
+            wrapped = torch.zeros_like(base)
+            for k in range(d):
+                wrapped += (high[:, k] > d - r).long() * self.radix[k]
+            codes.append(base + r * self.radix.sum() - (d + 1) * wrapped)
+        unique, inverse = torch.unique(torch.stack(codes, 1).reshape(-1), return_inverse=True)
         self.vertices = inverse.view(n, d + 1)  # each point's d+1 vertices, as rows of the value table
         self.m = unique.numel()
-        vertex_keys = torch.zeros(self.m, d, dtype=torch.long, device=device)
-        vertex_keys[inverse] = keys.reshape(-1, d)
+        vertex_keys = torch.stack([(unique // self.radix[k]) % self.span[k] + self.low[k] for k in range(d)], 1)
         # neighbours along direction j: key - 1 (+ d+1 at j), key + 1 (- (d+1) at j); j = d moves all by -1 / +1
         self.neighbours = []
         for direction in range(d + 1):
@@ -83,14 +87,15 @@ class Lattice:
                 step[direction] = -d
             self.neighbours.append((self._find(unique, vertex_keys - step), self._find(unique, vertex_keys + step)))
 
-    def _pack_setup(self, keys: torch.Tensor) -> None:
-        """Offsets and radices that pack a key (and its neighbours, one step away) into one int64."""
+    def _pack_setup(self, corners: torch.Tensor) -> None:
+        """Offsets and radices that pack a key into one int64: every vertex is within d of its point's
+        remainder-0 corner, and its neighbours one step (d + 1) further."""
         d = self.d
-        self.low = keys.amin((0, 1)) - (d + 1)
-        span = keys.amax((0, 1)) + (d + 1) - self.low + 1
-        if float(torch.log2(span.double()).sum()) > 62:
+        self.low = corners.amin(0) - 2 * (d + 1)
+        self.span = corners.amax(0) + 2 * (d + 1) - self.low + 1
+        if float(torch.log2(self.span.double()).sum()) > 62:
             raise ValueError("feature range too large for the lattice's 64-bit keys; lower the resolution or raise the standard deviations")
-        self.radix = torch.cat([torch.ones(1, dtype=torch.long, device=keys.device), span.cumprod(0)[:-1]])
+        self.radix = torch.cat([torch.ones(1, dtype=torch.long, device=corners.device), self.span.cumprod(0)[:-1]])
 
     def _pack(self, keys: torch.Tensor) -> torch.Tensor:
         code = (keys[..., 0] - self.low[0]) * self.radix[0]
