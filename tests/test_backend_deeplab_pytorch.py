@@ -67,12 +67,18 @@ def test_voc_pipeline_matches_demo_py(photo, fake_weights):
     assert result.mask.shape == photo.shape[:2] and set(np.unique(result.mask)) <= set(range(21))
 
 
-def test_cocostuff_drops_the_eleven_unsupervised_outputs(photo, fake_weights):
+def test_cocostuff_drops_the_eleven_unsupervised_outputs():
+    """The 182 outputs (layout checked above) minus COCO's 11 withdrawn ids are cocostuff171's classes in order.
+
+    The pipeline is the VOC entry's; only the channel selection differs, so it is checked on a score tensor
+    instead of a second 180 MB random ResNet-101."""
     spec = get_spec("deeplabv2_r101_cocostuff164k")
     names = spec.label_set.names
     assert not set(WITHDRAWN.values()) & set(names)
     used = backend.outputs_used(spec)
-    assert len(used) == len(names) == 171 and not set(WITHDRAWN) & set(used)
-    small = photo[::2, ::2]
-    ours, _inputs, outputs, _e, expected_logits, _labels = _run_both(spec, small, 65, fake_weights)
-    torch.testing.assert_close(ours.class_scores(outputs), expected_logits[:, used], rtol=0, atol=1e-4)
+    assert len(used) == len(names) == 171 and not set(WITHDRAWN) & set(used) and used == sorted(used)
+    segmenter = backend.DeepLabV2Segmenter(spec, torch.nn.Identity(), CPU)
+    logits = torch.randn(1, 182, 5, 7)
+    scores = segmenter.class_scores((logits, (40, 56)))
+    torch.testing.assert_close(scores, logits[:, used], rtol=0, atol=0)
+    assert segmenter.postprocess((logits, (40, 56)), (80, 112)).max() < 171
