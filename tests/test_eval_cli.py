@@ -131,3 +131,13 @@ def test_clear_errors(camvid_subset, models, uninterrupted, tmp_path, capsys):
     assert main(["eval", "--images", str(tmp_path / "nope"), "--masks", str(camvid_subset / "masks"),
                  "--models", "enet_camvid", "--out", str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_folder_evaluated_without_the_crf_is_not_resumed_with_it(tmp_path):
+    """--crf changes every mask: results with and without it never mix in one --out folder."""
+    from seggallery.evidence.evaluation import EvaluationError, _start_run
+
+    _start_run(tmp_path, {"labels": "camvid11", "source": "here", "crf": False})
+    _start_run(tmp_path, {"labels": "camvid11", "source": "here", "crf": False})  # a resume: fine
+    with pytest.raises(EvaluationError, match="without the CRF"):
+        _start_run(tmp_path, {"labels": "camvid11", "source": "here", "crf": True})
