@@ -25,7 +25,7 @@ from .pictures.legends import with_legend
 from .pictures.overlays import colorize, overlay
 from .runtime.results import Failure, Prediction, Result
 
-STEP_COLUMNS = ("download", "load", "preprocess", "forward", "postprocess", "total")
+STEP_COLUMNS = ("download", "load", "preprocess", "forward", "postprocess", "crf", "total")
 
 
 def model_report(result: Result, truth: TruthComparison | None = None) -> dict:

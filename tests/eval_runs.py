@@ -68,10 +68,10 @@ class CountingRuns:
         self.calls: list[str] = []
         original = Engine.run
 
-        def run(engine, image, model_id):
+        def run(engine, image, model_id, crf=None):
             self.calls.append(model_id)
             if interrupt_at is not None and len(self.calls) == interrupt_at:
                 raise KeyboardInterrupt
-            return original(engine, image, model_id)
+            return original(engine, image, model_id, crf)
 
         monkeypatch.setattr(Engine, "run", run)

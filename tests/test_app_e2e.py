@@ -346,3 +346,14 @@ def test_class_focus_dims_everything_but_the_class_on_every_tile(app_server):
     assert np.abs(tile[inside] - photo[inside]).mean() < 3
     status, *_ = fresh.predict("unicorn", False, 0.5, 0.5, api_name="/focus")
     assert status.startswith("**No model found a class 'unicorn'**")
+
+
+def test_compare_with_the_crf_switch(client, app_server):
+    """/compare's fifth input, "Refine with CRF": each model's mask is the CRF's, its time its own column."""
+    outputs = client.predict(handle_file(str(PHOTO)), ["lraspp_mobilenet_v3_large"], 0.5, 0.5, True, api_name="/compare")
+    status, _photo, *rest = outputs
+    _areas, timings, report = rest[18:]
+    assert status.startswith("1 of 1 models ran")
+    (model,) = report["models"]
+    assert model["timings_ms"]["crf"] > 0 and any("dense CRF" in note for note in model["notes"])
+    assert "crf" in timings["headers"]

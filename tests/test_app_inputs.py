@@ -81,7 +81,7 @@ def test_a_model_id_outside_the_catalog_is_refused(client, tmp_path):
 
 def test_a_server_path_sent_instead_of_an_upload_is_refused(app_server):
     """PhotoInput hands paths to the decoder undecoded: Gradio must only ever give it files users uploaded."""
-    payload = {"data": [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}, [FAST_MODEL], 0.5, 0.5]}
+    payload = {"data": [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}, [FAST_MODEL], 0.5, 0.5, False]}
     event = httpx.post(f"{app_server.url}gradio_api/call/compare", json=payload, timeout=30).json()["event_id"]
     with httpx.stream("GET", f"{app_server.url}gradio_api/call/compare/{event}", timeout=60) as stream:
         lines = list(stream.iter_lines())

@@ -79,3 +79,17 @@ def test_unreadable_image_is_reported(tmp_path, fake_weights):
     bogus.write_text("not a jpeg")
     done = seggallery("compare", str(bogus), "--models", "lraspp_mobilenet_v3_large", "--out", str(tmp_path / "o"))
     assert done.returncode == 1 and "not an image" in done.stderr
+
+
+def test_compare_crf_refines_and_times_it_as_its_own_step(tmp_path, fake_weights):
+    """--crf: the model's probabilities go through the dense CRF; report.json has its "crf" step and a note."""
+    fake_weights("lraspp_mobilenet_v3_large")
+    small = tmp_path / "cat.png"
+    Image.open(EXAMPLES / "animal-cat.jpg").resize((160, 120)).save(small)
+    done = seggallery("compare", str(small), "--models", "lraspp_mobilenet_v3_large", "--out", str(tmp_path / "out"), "--crf")
+    assert done.returncode == 0, done.stderr
+    (entry,) = json.loads((tmp_path / "out" / "report.json").read_text())["models"]
+    steps = list(entry["timings_ms"])
+    assert steps[-2:] == ["crf", "total"] and entry["timings_ms"]["crf"] > 0
+    assert any("refined by the dense CRF" in note for note in entry["notes"])
+    assert ", CRF " in done.stdout

@@ -149,3 +149,13 @@ def test_the_bookkeeping_takes_results_in_any_order(tmp_path):
     assert not run.add(PairFailure("a.png", "enet_camvid", "out of memory"))  # after a success: only this image
     assert run.skipped_images == {"a.png (enet_camvid)": "out of memory"} and "enet_camvid" not in run.failed_models
     assert [(r["image"], r["model"]) for r in progress_records(tmp_path)] == [("b.png", "enet_camvid")]
+
+
+def test_a_folder_evaluated_without_the_crf_is_not_resumed_with_it(tmp_path):
+    """--crf changes every mask: results with and without it never mix in one --out folder."""
+    from seggallery.evidence.evaluation import EvaluationError, _start_run
+
+    _start_run(tmp_path, {"labels": "camvid11", "source": "here", "crf": False})
+    _start_run(tmp_path, {"labels": "camvid11", "source": "here", "crf": False})  # a resume: fine
+    with pytest.raises(EvaluationError, match="without the CRF"):
+        _start_run(tmp_path, {"labels": "camvid11", "source": "here", "crf": True})

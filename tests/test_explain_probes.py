@@ -49,7 +49,7 @@ def test_ladder_patterns_match_one_path_component_per_star():
     assert not matches("classifier", "classifier.0")
 
 
-FAKE_BACKENDS = ("torchvision", "mmseg", "native")  # whose tests/fakes writers make quick full-size checkpoints
+FAKE_BACKENDS = ("torchvision", "mmseg", "native", "deeplab_pytorch")  # whose tests/fakes writers make quick full-size checkpoints
 
 
 def _from_fake_checkpoint(fake_weights, model_id):
@@ -210,9 +210,12 @@ EXPECTED = {
         "decoder.reassemble_blocks.0": (256, 24, 32), "decoder.reassemble_blocks.3": (256, 3, 4),
         "decoder.fusion_blocks.0": (256, 6, 8), "decoder.fusion_blocks.3": (256, 48, 64),
         "segmentation_head.head": (150, 48, 64)},
+    # DeepLab v2: ResNet-101 at output stride 8 (Caffe's ceil-mode pool: 48 x 64 -> 25 x 33 -> 13 x 17); the
+    # hooks keep the full-scale pass of MSC's three
+    "deeplabv2_r101_voc": {**{f"base.aspp.c{i}": (21, 13, 17) for i in range(4)}, "output": (21, 13, 17)},
 }
 ATROUS = {"deeplabv3_mobilenet_v3_large": [12, 24, 36], "deeplabv3_mobilevit_small": [6, 12, 18],
-          "deeplabv3_r50_d8_voc": [12, 24, 36], "deeplabv3plus_r50_d8_voc": [12],
+          "deeplabv3_r50_d8_voc": [12, 24, 36], "deeplabv3plus_r50_d8_voc": [12], "deeplabv2_r101_voc": [6, 12, 18, 24],
           "fastfcn_r50_d32_jpu_aspp_cityscapes": [2, 4, 8]}  # JPU's dilated branches
 # Entries for models that are not in this checkout's catalog (families other branches add) wait for them.
 RUNNABLE = [model_id for model_id in EXPECTED if model_id in catalog()]
@@ -273,6 +276,25 @@ def test_look_inside_runs_the_checkpoint_preprocessing_on_a_photo(fake_weights, 
     assert [row[3] for row in rows][:2] == ["1/1", "1/2"] and "global (1x1)" in [row[3] for row in rows]
     chart = views.ladder_chart(inside)
     assert chart.ndim == 3 and chart.shape[2] == 3
+
+
+def test_deeplabv2_shows_the_label_map_before_and_after_the_crf(fake_weights, photo, monkeypatch):
+    """Its probe has crf = true: the CRF's label map and where it changed the one before, as pictures."""
+    from seggallery.explain import probes as probes_module
+    from seggallery.runtime.crf import CrfParams
+
+    fake_weights("deeplabv2_r101_voc")
+    engine = Engine(device=CPU)
+    segmenter, _ = engine.segmenter("deeplabv2_r101_voc")
+    segmenter.size = 129  # a quarter of the test size, and the CRF at a quarter of its size: seconds, not tens
+    monkeypatch.setattr(probes_module, "CRF_PARAMS", CrfParams(size=128))
+    inside = look_inside(engine, "deeplabv2_r101_voc", photo)
+    assert isinstance(inside, Inside), inside
+    assert inside.crf_mask.shape == inside.mask.shape == photo.shape[:2] and inside.crf_ms > 0
+    assert (inside.crf_mask != inside.mask).any(), "the CRF moved no pixel: the before/after view would show nothing"
+    captions = [caption for _, caption in views.all_pictures(inside, photo)]
+    assert captions[0].startswith("Final label map") and captions[1].startswith("After the dense CRF")
+    assert captions[2].startswith("Where the CRF changed the label")
 
 
 def test_a_model_that_cannot_load_is_a_message(monkeypatch, photo):

@@ -37,10 +37,10 @@ class TinySegmenter(Segmenter):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return self.module(inputs)
 
-    def predict(self, image):
+    def predict(self, image, crf=None):
         if self.device.type == "cuda":  # the pretend GPU is always full (and StepTimer would want a real one)
             self.forward(self.preprocess(image))
-        prediction = super().predict(image)
+        prediction = super().predict(image, crf)
         prediction.device = self.device.type
         return prediction
 

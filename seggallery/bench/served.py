@@ -49,7 +49,7 @@ def served_compare(client: httpx.Client, base_url: str, photo: Path, model_ids: 
     start = time.perf_counter()
     with open(photo, "rb") as file:
         uploaded = client.post(f"{api}/upload", files={"files": (photo.name, file)}).raise_for_status().json()[0]
-    data = [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}, model_ids, 0.5, 0.5]  # opacity, score threshold
+    data = [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}, model_ids, 0.5, 0.5, False]  # opacity, score threshold, CRF
     event_id = client.post(f"{api}/call/compare", json={"data": data}).raise_for_status().json()["event_id"]
     outputs = sse_result(client.get(f"{api}/call/compare/{event_id}").raise_for_status().text)
     for output in outputs:  # the pictures: the photo tile (a file) and the overlays (slot updates whose value is a file)

@@ -13,7 +13,7 @@ from functools import cache
 from pathlib import Path
 
 CATALOG_DIR = Path(__file__).parent
-BACKENDS = ("torchvision", "smp", "transformers", "mmseg", "native")
+BACKENDS = ("torchvision", "smp", "transformers", "mmseg", "native", "deeplab_pytorch")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""`compare IMAGE... --models IDS --out DIR [--mask FILE]`: overlays, masks, CSVs and report.json per image."""
+"""`compare IMAGE... --models IDS --out DIR [--mask FILE] [--crf]`: overlays, masks, CSVs and report.json per image."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--mask", type=Path, default=None,
                         help="ground-truth label mask of the (single) image: scores per model, right/wrong maps")
     parser.add_argument("--mask-labels", default=None, help="label set of --mask (default: the first model's)")
+    parser.add_argument("--crf", action="store_true",
+                        help="refine every model's probabilities with the dense CRF (DeepLab v1/v2's post-processing; "
+                             "its time is the timing step \"crf\")")
 
 
 def run(args) -> int:
@@ -24,6 +27,7 @@ def run(args) -> int:
     from ..evidence.groundtruth import load_mask
     from ..images import ImageError, load_image
     from ..report import write_outputs
+    from ..runtime.crf import DEFAULT as CRF_DEFAULT
     from ..runtime.devices import pick_device
     from ..runtime.engine import Engine
     from ..runtime.results import Failure, first_use_summary
@@ -48,7 +52,7 @@ def run(args) -> int:
             cold = engine.cache.get(model_id, engine.device) is None
             print(f"[{index + 1}/{len(args.models)}] {model_id}" + (" (loading; first use downloads weights)" if cold else ""), flush=True)
 
-        results = engine.run_many(image.pixels, args.models, on_progress=progress)
+        results = engine.run_many(image.pixels, args.models, on_progress=progress, crf=CRF_DEFAULT if args.crf else None)
         truth = None
         if args.mask is not None:
             try:
@@ -67,6 +71,7 @@ def run(args) -> int:
                 scored = next(m for m in report["models"] if m["id"] == result.spec.id).get("ground_truth", {})
                 score = f", mIoU {scored['mean_iou']:.3f} vs the mask" if scored.get("mean_iou") is not None else ""
                 print(f"{result.spec.id}: {timing['total']:.0f} ms on {result.device} ({result.precision})"
-                      + (f", {first_use_summary(timing)}" if result.cold else "") + score)
+                      + (f", {first_use_summary(timing)}" if result.cold else "")
+                      + (f", CRF {timing['crf']:.0f} ms" if "crf" in timing else "") + score)
         print(f"wrote {out_dir}")
     return 1 if failures else 0

@@ -1,4 +1,4 @@
-"""`eval --images DIR --masks DIR (--models IDS | --catalog [all|own]) [--labels SET] [--out DIR] [--ray [ADDRESS]]`:
+"""`eval --images DIR --masks DIR (--models IDS | --catalog [all|own]) [--labels SET] [--out DIR] [--crf] [--ray [ADDRESS]]`:
 scores over a folder, resumable, on this machine or on a Ray cluster (the same progress.jsonl either way), with a
 table and chart of the measured mIoU against the published one."""
 
@@ -33,12 +33,15 @@ def add_arguments(parser) -> None:
                              "one on this machine, auto joins the one `ray start` runs here, or a cluster's address")
     parser.add_argument("--workers", type=int, default=None,
                         help="with --ray: worker slots per model (default: one per GPU of the cluster, else per CPU)")
+    parser.add_argument("--crf", action="store_true",
+                        help="refine every model's probabilities with the dense CRF (DeepLab v2's parameters) before scoring")
 
 
 def run(args) -> int:
     from ..catalog import CatalogError, label_set
     from ..evidence.evaluation import EvaluationError, default_labels, evaluate, pair_folders
     from ..evidence.leaderboard import leaderboard_rows
+    from ..runtime.crf import DEFAULT as CRF_DEFAULT
     from ..runtime.devices import pick_device
     from ..runtime.engine import Engine
 
@@ -59,12 +62,13 @@ def run(args) -> int:
         print(f"{len(pairing.images_without_mask)} image(s) have no mask and are left out, e.g. {pairing.images_without_mask[0]}")
     source = f"images {args.images.resolve()}, masks {args.masks.resolve()}"
     try:
+        crf = CRF_DEFAULT if args.crf else None
         if args.ray is not None:
-            summary = _evaluate_on_ray(args, pairing, labels_id, source)
+            summary = _evaluate_on_ray(args, pairing, labels_id, source, crf)
         else:
             engine = Engine(device=pick_device(args.device))
             with _progress_bar(len(pairing.pairs), "image") as on_progress:
-                summary = evaluate(pairing, args.models, labels_id, args.out, engine, on_progress, source=source)
+                summary = evaluate(pairing, args.models, labels_id, args.out, engine, on_progress, source=source, crf=crf)
     except EvaluationError as error:
         print(f"eval: {error}", file=sys.stderr)
         return 2
@@ -131,7 +135,7 @@ def _write_leaderboard(out: Path, rows: list[dict]) -> None:
         (out / "leaderboard.png").write_bytes(figure_png(chart))
 
 
-def _evaluate_on_ray(args, pairing, labels_id: str, source: str) -> dict | None:
+def _evaluate_on_ray(args, pairing, labels_id: str, source: str, crf=None) -> dict | None:
     """The same evaluation on a Ray cluster's workers; None (after saying why) when the cluster cannot run it."""
     if importlib.util.find_spec("ray") is None:
         print("eval: --ray needs Ray, an optional dependency: pip install -r requirements-ray.txt", file=sys.stderr)
@@ -145,7 +149,7 @@ def _evaluate_on_ray(args, pairing, labels_id: str, source: str) -> dict | None:
         connected = connect(args.ray, args.workers)
         slots = plan_slots(len(args.models), args.device, args.workers)
         print(f"Ray: {slots.describe(len(args.models))}", file=sys.stderr)
-        pools = WorkerPools(args.models, labels_id, slots)
+        pools = WorkerPools(args.models, labels_id, slots, crf)
         try:
             with _progress_bar(len(pairing.pairs) * len(args.models), "pair") as on_progress:
                 return evaluate_on_ray(pairing, args.models, labels_id, args.out, pools, on_progress, source=source)

@@ -139,6 +139,6 @@ def evaluate_on_ray(pairing: Pairing, model_ids: list[str], labels_id: str, out_
                     on_progress: Callable[[int, int, str], None] | None = None, source: str = "") -> dict:
     """evaluation.evaluate on the cluster's workers: every pair not yet in <out_dir>/progress.jsonl, then the
     summary. on_progress(done, total, message) counts (image, model) pairs, earlier runs' included."""
-    run = EvaluationRun(pairing, model_ids, labels_id, out_dir, source)
+    run = EvaluationRun(pairing, model_ids, labels_id, out_dir, source, pools.crf)
     Stream(run, pools, on_progress).go()
     return run.summary()

@@ -17,6 +17,7 @@ import torch
 from ..catalog import get_spec, label_set
 from ..evidence.evaluation import PairFailure, score_pair
 from ..evidence.taxonomy import shared_space
+from ..runtime.crf import CrfParams
 from ..runtime.devices import pick_device
 from ..runtime.engine import Engine
 from .connect import ClusterError, Slots
@@ -29,9 +30,9 @@ class PairWorker:
     """One model on one slot: scores the pairs it is sent with its own engine (the model is loaded on the
     first pair and kept)."""
 
-    def __init__(self, model_id: str, labels_id: str, device: str, threads: int):
+    def __init__(self, model_id: str, labels_id: str, device: str, threads: int, crf: CrfParams | None = None):
         torch.set_num_threads(threads)
-        self.model_id = model_id
+        self.model_id, self.crf = model_id, crf
         self.labels = label_set(labels_id)
         self.space = shared_space([labels_id, get_spec(model_id).labels])
         self.engine = Engine(device=pick_device(device))
@@ -44,7 +45,7 @@ class PairWorker:
         # Arrays from Ray's object store are read-only views of shared memory: the models get writable copies,
         # as they do on one machine.
         return score_pair(self.engine, np.array(pixels), np.array(truth), image_name, self.model_id, self.space,
-                          self.labels)
+                          self.labels, self.crf)
 
 
 RemotePairWorker = ray.remote(max_restarts=RESTARTS, max_task_retries=RESTARTS)(PairWorker)
@@ -53,11 +54,11 @@ RemotePairWorker = ray.remote(max_restarts=RESTARTS, max_task_retries=RESTARTS)(
 class WorkerPools:
     """The workers of every model, started together; `live(model)` are those not lost for good."""
 
-    def __init__(self, model_ids: list[str], labels_id: str, slots: Slots):
-        self.slots = slots
+    def __init__(self, model_ids: list[str], labels_id: str, slots: Slots, crf: CrfParams | None = None):
+        self.slots, self.crf = slots, crf  # the dense CRF every worker refines with, or None
         options = {**slots.resources, "max_concurrency": 1}
         self.workers = {
-            model_id: [RemotePairWorker.options(**options).remote(model_id, labels_id, slots.device, slots.threads)
+            model_id: [RemotePairWorker.options(**options).remote(model_id, labels_id, slots.device, slots.threads, crf)
                        for _ in range(slots.per_model)]
             for model_id in model_ids}
         self._lost: set = set()

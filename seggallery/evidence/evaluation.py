@@ -22,6 +22,7 @@ from .. import __version__
 from ..catalog import LabelSet, get_spec, label_set
 from ..images import ImageError, load_image
 from ..runtime.devices import machine_name
+from ..runtime.crf import CrfParams
 from ..runtime.engine import Engine
 from ..runtime.results import Failure
 from .groundtruth import ignore_id, load_mask
@@ -124,7 +125,8 @@ def read_progress(out_dir: Path) -> list[dict]:
 
 
 def _start_run(out_dir: Path, settings: dict) -> None:
-    """Record the settings; refuse to mix results of other masks or another label set into one folder."""
+    """Record the settings; refuse to mix results of other masks, another label set or another CRF setting
+    into one folder."""
     out_dir.mkdir(parents=True, exist_ok=True)
     run_path = out_dir / RUN_FILE
     if run_path.exists():
@@ -134,6 +136,9 @@ def _start_run(out_dir: Path, settings: dict) -> None:
                                   f"use another --out folder for {settings['labels']} masks")
         if previous.get("source") != settings["source"]:
             raise EvaluationError(f"{out_dir} holds an evaluation of other folders ({previous.get('source')}); "
+                                  "use another --out folder")
+        if previous.get("crf", False) != settings["crf"]:
+            raise EvaluationError(f"{out_dir} holds an evaluation {'with' if previous.get('crf') else 'without'} the CRF; "
                                   "use another --out folder")
     run_path.write_text(json.dumps(settings, indent=2))
     # drop a trailing partial line and repeated pairs, so that appended records start on a line of their own
@@ -162,10 +167,11 @@ def load_pair(image_path: Path, mask_path: Path, labels: LabelSet) -> tuple[np.n
 
 
 def score_pair(engine: Engine, pixels: np.ndarray, truth: np.ndarray, image_name: str, model_id: str,
-               space, labels: LabelSet) -> dict | PairFailure:
+               space, labels: LabelSet, crf: CrfParams | None = None) -> dict | PairFailure:
     """The work of one (image, model) pair: the progress record, or why there is none. The single-machine
-    run and every Ray worker call this same function, so their records agree by construction."""
-    result = engine.run(pixels, model_id)
+    run and every Ray worker call this same function, so their records agree by construction. `crf`: refine
+    the model's probabilities with the dense CRF first, or None."""
+    result = engine.run(pixels, model_id, crf)
     if isinstance(result, Failure):
         return PairFailure(image_name, model_id, result.reason)
     return _record(image_name, model_id, truth, result, space, labels)
@@ -180,11 +186,12 @@ class EvaluationRun:
     one loses only that image. `summary` writes results.json and the CSVs.
     """
 
-    def __init__(self, pairing: Pairing, model_ids: list[str], labels_id: str, out_dir: Path, source: str = ""):
-        self.pairing, self.model_ids, self.out_dir = pairing, list(model_ids), out_dir
+    def __init__(self, pairing: Pairing, model_ids: list[str], labels_id: str, out_dir: Path, source: str = "",
+                 crf: CrfParams | None = None):
+        self.pairing, self.model_ids, self.out_dir, self.crf = pairing, list(model_ids), out_dir, crf
         self.labels = label_set(labels_id)
         self.spaces = {m: shared_space([labels_id, get_spec(m).labels]) for m in self.model_ids}
-        _start_run(out_dir, {"labels": labels_id, "source": source})
+        _start_run(out_dir, {"labels": labels_id, "source": source, "crf": crf is not None})
         self.done = {(r["image"], r["model"]) for r in read_progress(out_dir)}
         self.comparable = [m for m in self.model_ids if self.spaces[m] is not None]
         self.failed_models: dict[str, str] = {}
@@ -230,16 +237,18 @@ def evaluate(
     engine: Engine,
     on_progress: Callable[[int, int, str], None] | None = None,
     source: str = "",
+    crf: CrfParams | None = None,
 ) -> dict:
     """Run the models on every pair not yet in <out_dir>/progress.jsonl, then write the summary.
 
     on_progress(done, total, message) is called after each image (done counts images finished
     in earlier runs too); it may raise EvaluationStopped. `source` names where the files come from
-    (the CLI's folders); a rerun into the same folder must name the same. Returns results.json's content.
+    (the CLI's folders); a rerun into the same folder must name the same, and the same `crf` (the dense CRF
+    refinement of every model's probabilities, or None). Returns results.json's content.
     A model that cannot run on its first image is left out (and tried again by a rerun); one that fails
     on a later image loses only that image, which a rerun tries again.
     """
-    run = EvaluationRun(pairing, model_ids, labels_id, out_dir, source)
+    run = EvaluationRun(pairing, model_ids, labels_id, out_dir, source, crf)
     total = len(pairing.pairs)
     for index, (image_path, mask_path) in enumerate(pairing.pairs):
         todo = run.todo(image_path.name)
@@ -250,7 +259,7 @@ def evaluate(
                 run.skip_image(image_path.name, str(error))
                 todo = []
         for model_id in todo:
-            run.add(score_pair(engine, pixels, truth, image_path.name, model_id, run.spaces[model_id], run.labels))
+            run.add(score_pair(engine, pixels, truth, image_path.name, model_id, run.spaces[model_id], run.labels, crf))
         if on_progress is not None:
             on_progress(index + 1, total, image_path.name)
     return run.summary()

@@ -15,6 +15,7 @@ model is neither slowed nor captured.
 from __future__ import annotations
 
 import threading
+import time
 import tomllib
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -26,13 +27,15 @@ import numpy as np
 import torch
 
 from ..catalog import ModelSpec, catalog, get_spec
+from ..runtime import crf as dense_crf
 from ..runtime.engine import Engine
 from ..runtime.results import Failure
-from ..runtime.segmenter import Segmenter
+from ..runtime.segmenter import Segmenter, upsample_argmax
 
 PROBES_FILE = Path(__file__).parent / "probes.toml"
 SHOW_KINDS = ("scores", "features", "vector", "query_masks", "attention", "cross_attention")
 OUTPUT_PREFIX = "output"  # a tap path "output" or "output.<attribute>" reads the model's return value
+CRF_PARAMS = dense_crf.DEFAULT  # the "after the CRF" view of probes with crf = true: the Compare switch's parameters
 
 
 class ProbeError(ValueError):
@@ -58,6 +61,7 @@ class Probe:
     ladder: tuple[str, ...]  # module path patterns, "*" standing for one path component (or part of one)
     look_for: str = ""  # what to look at in the pictures, in plain words
     models: tuple[str, ...] = ()  # restrict to these catalog ids; empty: every model of family + backend
+    crf: bool = False  # also show the label map after the dense CRF (runtime/crf.py), beside the one before
 
 
 @cache
@@ -77,7 +81,7 @@ def probes() -> tuple[Probe, ...]:
                 raise ProbeError(f"{where}: tap {tap!r} needs a path, a title and take = output|input")
             taps.append(Tap(tap["path"], tap["show"], tap["title"], tap.get("note", ""), tap.get("take", "output")))
         result.append(Probe(entry["family"], entry["backend"], tuple(taps), tuple(entry.get("ladder", ())),
-                            entry.get("look_for", "").strip(), tuple(entry.get("models", ()))))
+                            entry.get("look_for", "").strip(), tuple(entry.get("models", ())), bool(entry.get("crf", False))))
     return tuple(result)
 
 
@@ -129,6 +133,8 @@ class Inside:
     ladder: list[Rung]
     missing: list[str]  # tap paths this model does not have, or that did not run
     mask: np.ndarray | None = None  # the final label map at the photo's size
+    crf_mask: np.ndarray | None = None  # probes with crf = true: the label map after the dense CRF
+    crf_ms: float | None = None  # how long the CRF took
 
     def stride(self, height: int, width: int) -> float:
         """How many input pixels one cell of an h x w map spans (the output stride of that map)."""
@@ -314,6 +320,12 @@ def look_inside(engine: Engine, model_id: str, image: np.ndarray) -> Inside | Fa
             inputs = segmenter.preprocess(image)
             inside, outputs = capture(segmenter, inputs, probe)
             inside.mask = segmenter.postprocess(outputs, image.shape[:2]).to("cpu", torch.int32).numpy()
+            scores = segmenter.class_scores(outputs)
+            if probe.crf and scores is not None:
+                start = time.perf_counter()
+                refined = dense_crf.refine(scores, image, CRF_PARAMS)
+                inside.crf_mask = upsample_argmax(refined, image.shape[:2]).to("cpu", torch.int32).numpy()
+                inside.crf_ms = (time.perf_counter() - start) * 1000.0
     except Exception as error:  # noqa: BLE001 - a model that fails is a message, not a crash
         reason, fix = describe_failure(spec, error)
         return Failure(spec, reason, fix)

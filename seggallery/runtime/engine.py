@@ -22,6 +22,7 @@ from ..backends import load_segmenter
 from ..catalog import ModelSpec
 from ..safety import allowed_spec
 from . import optimiser, speed, zerogpu
+from .crf import CrfParams
 from .devices import pick_device
 from .memory import run_within_memory
 from .model_cache import ModelCache
@@ -100,10 +101,11 @@ class Engine:
                 failures.append(Failure(spec, *describe_failure(spec, error)))
         return failures
 
-    def run(self, image: np.ndarray, model_id: str) -> Result:
+    def run(self, image: np.ndarray, model_id: str, crf: CrfParams | None = None) -> Result:
         """One model on one image. Never raises for a model's own failure: returns a Failure instead.
 
-        An id that is not a catalog id raises safety.ModelNotAllowed before anything is loaded.
+        An id that is not a catalog id raises safety.ModelNotAllowed before anything is loaded. `crf`:
+        refine the model's probabilities with the dense CRF (its own timing step), or None.
         """
         spec = allowed_spec(model_id)
         loaded: list[Segmenter] = []
@@ -114,7 +116,7 @@ class Engine:
             return segmenter, load_ms
 
         try:
-            prediction, load_ms = run_within_memory(load, self.device, image)
+            prediction, load_ms = run_within_memory(load, self.device, image, crf)
         except Exception as error:  # noqa: BLE001 - any model failure becomes a card, not a crash
             reason, fix = describe_failure(spec, error)
             return Failure(spec, reason, fix)
@@ -129,8 +131,9 @@ class Engine:
         image: np.ndarray,
         model_ids: list[str],
         on_progress: Callable[[int, str], None] | None = None,
+        crf: CrfParams | None = None,
     ) -> list[Result]:
-        """Each model in turn, in the order given; `on_progress(index, model_id)` before each.
+        """Each model in turn, in the order given; `on_progress(index, model_id)` before each; `crf` as in run.
 
         Every id is checked first: an id that is not a catalog id raises safety.ModelNotAllowed.
         """
@@ -140,13 +143,13 @@ class Engine:
             # The GPU call's arguments are pickled: a progress callback (a closure) cannot go with them.
             if on_progress is not None and model_ids:
                 on_progress(0, model_ids[0])
-            return self._run_many_on_device(image, list(model_ids))
-        return self._run_many(image, model_ids, on_progress)
+            return self._run_many_on_device(image, list(model_ids), None, crf)
+        return self._run_many(image, model_ids, on_progress, crf)
 
-    def _run_many(self, image: np.ndarray, model_ids: list[str], on_progress=None) -> list[Result]:
+    def _run_many(self, image: np.ndarray, model_ids: list[str], on_progress=None, crf: CrfParams | None = None) -> list[Result]:
         results = []
         for index, model_id in enumerate(model_ids):
             if on_progress is not None:
                 on_progress(index, model_id)
-            results.append(self.run(image, model_id))
+            results.append(self.run(image, model_id, crf))
         return results

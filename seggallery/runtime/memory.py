@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .crf import CrfParams
 from .results import Instances, Prediction
 from .segmenter import Segmenter
 
@@ -38,10 +39,11 @@ def release_memory(device: torch.device) -> None:
 Load = Callable[[torch.device], tuple[Segmenter, float | None]]  # device -> (model, load ms or None when warm)
 
 
-def run_within_memory(load: Load, device: torch.device, image: np.ndarray) -> tuple[Prediction, float | None]:
+def run_within_memory(load: Load, device: torch.device, image: np.ndarray, crf: CrfParams | None = None) -> tuple[Prediction, float | None]:
     """Load (when needed) and run one model; the prediction and the load time in ms (None when warm).
 
-    `load(device)` gives the model on that device (the engine's cached loader for one model id).
+    `load(device)` gives the model on that device (the engine's cached loader for one model id); `crf`
+    goes to Segmenter.predict (the dense CRF refinement, or None).
     """
     notes: list[str] = []
     try:
@@ -53,12 +55,12 @@ def run_within_memory(load: Load, device: torch.device, image: np.ndarray) -> tu
         segmenter, load_ms = load(CPU)
         notes.append(f"not enough {device.type.upper()} memory to load it: it ran on the CPU")
     try:
-        prediction = segmenter.predict(image)
+        prediction = segmenter.predict(image, crf)
     except Exception as error:
         if not is_out_of_memory(error):
             raise
         release_memory(segmenter.device)
-        prediction, extra_load_ms, note = _retry_with_less(load, segmenter, image)
+        prediction, extra_load_ms, note = _retry_with_less(load, segmenter, image, crf)
         notes.append(note)
         if extra_load_ms is not None:
             load_ms = (load_ms or 0.0) + extra_load_ms
@@ -66,7 +68,7 @@ def run_within_memory(load: Load, device: torch.device, image: np.ndarray) -> tu
     return prediction, load_ms
 
 
-def _retry_with_less(load: Load, segmenter: Segmenter, image: np.ndarray):
+def _retry_with_less(load: Load, segmenter: Segmenter, image: np.ndarray, crf: CrfParams | None):
     device = segmenter.device
     height, width = image.shape[:2]
     where = "GPU" if device.type == "cuda" else device.type.upper()
@@ -74,7 +76,7 @@ def _retry_with_less(load: Load, segmenter: Segmenter, image: np.ndarray):
         half = (width // 2, height // 2)
         smaller = np.asarray(Image.fromarray(image).resize(half, Image.Resampling.BOX))
         try:
-            prediction = segmenter.predict(smaller)
+            prediction = segmenter.predict(smaller, crf)
         except Exception as error:
             if not is_out_of_memory(error):
                 raise
@@ -88,7 +90,7 @@ def _retry_with_less(load: Load, segmenter: Segmenter, image: np.ndarray):
     if device.type == "cpu":
         raise MemoryError(f"out of memory even at a lower resolution on the CPU ({width}x{height} image)")
     cpu_segmenter, load_ms = load(CPU)
-    prediction = cpu_segmenter.predict(image)
+    prediction = cpu_segmenter.predict(image, crf)
     return prediction, load_ms, f"ran out of {where} memory at {width}x{height}: ran on the CPU instead (slower)"
 
 

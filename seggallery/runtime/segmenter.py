@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from ..catalog import LabelSet, ModelSpec
 from ..evidence.uncertainty import class_probabilities, maps_from_probabilities, top_classes
+from . import crf as dense_crf
 from . import optimiser
 from .devices import StepTimer, device_name
 from .results import Instances, Prediction
@@ -65,7 +66,9 @@ class Segmenter:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device, non_blocking=True)
 
     @torch.inference_mode()
-    def predict(self, image: np.ndarray) -> Prediction:
+    def predict(self, image: np.ndarray, crf: dense_crf.CrfParams | None = None) -> Prediction:
+        """`crf`: refine the class probabilities with the dense CRF (runtime/crf.py), timed as its own
+        step "crf"; the mask is then the CRF's. Models without per-pixel class scores skip it, with a note."""
         timer = StepTimer(self.device)
         inputs = optimiser.prepare_inputs(self, self.preprocess(image))
         timer.mark("preprocess")
@@ -74,7 +77,18 @@ class Segmenter:
         mask = self.postprocess(outputs, image.shape[:2])
         instances = self.instances(outputs, image.shape[:2])
         timer.mark("postprocess")
-        scores = self.class_scores(outputs)  # outside the timed steps: not part of segmenting
+        scores = self.class_scores(outputs)
+        notes = []
+        if crf is not None:
+            if scores is None or instances is not None:
+                notes.append("no per-pixel class probabilities: the CRF was not applied")
+            else:
+                refined = dense_crf.refine(scores, image, crf)
+                mask = upsample_argmax(refined, image.shape[:2])
+                timer.mark("crf")
+                notes.append(f"refined by the dense CRF ({crf.iterations} mean-field iterations at "
+                             f"{refined.shape[2]}x{refined.shape[1]})")
+        # the uncertainty maps and top classes below are outside the timed steps: not part of segmenting
         maps = top = None
         if scores is not None:
             probs = class_probabilities(scores)
@@ -87,7 +101,7 @@ class Segmenter:
         return Prediction(self.spec, mask_np, timings, device_name(self.device), self.tuning.precision, cold=False,
                           confidence=confidence, entropy=entropy, precision_note=self.tuning.precision_note,
                           torch_device=str(self.device), instances=instances, top_class_ids=top_ids,
-                          top_class_probs=top_probs)
+                          top_class_probs=top_probs, notes=notes)
 
 
 def upsample_argmax(

@@ -14,6 +14,7 @@ from ..evidence.agreement import Agreement, agreement
 from ..images import ImageError, LoadedImage, load_image
 from ..report import build_report
 from ..runtime import download_progress
+from ..runtime.crf import DEFAULT as CRF_DEFAULT
 from ..runtime.engine import Engine
 from ..runtime.results import Failure, Prediction, Result
 from ..runtime.semantic_reading import DEFAULT_SCORE_THRESHOLD
@@ -96,6 +97,9 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
                 opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Overlay opacity")
                 threshold = build_threshold_slider()  # shown once a comparison has an instance model
                 show_photo = gr.Checkbox(value=True, label="Show the photo as a tile beside the overlays")
+                crf = gr.Checkbox(value=False, label="Refine with CRF",
+                                  info="DeepLab v1/v2's dense CRF on each model's probabilities (seconds per model on a CPU; "
+                                       "its own timing step)")
                 run_button = gr.Button("Compare", variant="primary")
                 # tall enough to hold the progress line (model, download bytes and time left) while Compare runs
                 status = gr.Markdown(elem_id="sg-status", min_height=72)
@@ -110,7 +114,7 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
         with gr.Accordion("Report (JSON, same as `python -m seggallery compare` writes)", open=False):
             report = gr.JSON(label="report")
 
-        def compare(photo_path, model_ids, opacity_value, threshold_value, progress=gr.Progress()):
+        def compare(photo_path, model_ids, opacity_value, threshold_value, refine=False, progress=gr.Progress()):
             def fail(message: str):
                 return [None, message, photo_picture(None), *slot_updates(None, opacity_value), *table_updates([]), None]
 
@@ -138,7 +142,8 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
             with download_progress.reporting(status_line.downloading):
                 results = engine.run_many(image.pixels, list(model_ids)[:MAX_MODELS],
                                           on_progress=lambda index, model_id: status_line.starting(
-                                              index, model_id, engine.cache.get(model_id, engine.device) is None))
+                                              index, model_id, engine.cache.get(model_id, engine.device) is None),
+                                          crf=CRF_DEFAULT if refine else None)
             comparison = Comparison(image, results)
             failed = sum(isinstance(r, Failure) for r in results)
             notes = "".join(f" {note}." for note in image.notes)
@@ -154,8 +159,8 @@ def build_compare_tab(engine: Engine) -> gr.Dropdown:
             return slot_updates(comparison, opacity_value, threshold_value)
 
         outputs = [session, status, photo_tile, *slot_outputs, tables, areas, timings, report]
-        compare_event = run_button.click(compare, inputs=[photo, models, opacity, threshold], outputs=outputs, api_name="compare",
-                                         show_progress_on=[status])
+        compare_event = run_button.click(compare, inputs=[photo, models, opacity, threshold, crf], outputs=outputs,
+                                         api_name="compare", show_progress_on=[status])
         compare_event.then(refresh_resident, outputs=[resident], api_name=False)
         compare_event.then(show_photo_tile, inputs=[session, show_photo], outputs=[photo_column], api_name=False)
         compare_event.then(area_bars, inputs=[session], outputs=[bars], api_name=False)

@@ -15,7 +15,7 @@ from ..pictures.charts import stacked_area_chart
 from ..runtime.results import Prediction, Result
 
 # device and precision share a column, so that the table fits a 900 px wide page without scrolling sideways
-TIMING_COLUMNS = ["model", "device · precision", "call", "load", "preprocess", "forward", "postprocess", "total"]
+TIMING_COLUMNS = ["model", "device · precision", "call", "load", "preprocess", "forward", "postprocess", "crf", "total"]
 AREA_LABEL = (f"Area per class (% of the image; the {TOP_CLASSES} largest classes and the rest as \"other\"; models "
               "with the same label set share rows, empty: not in that model's label set; pixels are in the ZIP)")
 
@@ -28,9 +28,12 @@ TABLES_CSS = """
 
 
 def timing_frame(results: list[Result]) -> pd.DataFrame:
-    """One row per model that ran; a "download" column only when some model downloaded its weights."""
+    """One row per model that ran; a "download" column only when some model downloaded its weights, a "crf"
+    column only when a model was refined by the CRF (its own step)."""
     predictions = predictions_of(results)
     columns = list(TIMING_COLUMNS)
+    if not any("crf" in p.timings_ms for p in predictions):
+        columns.remove("crf")
     if any("download" in p.timings_ms for p in predictions):
         columns.insert(columns.index("load"), "download")
     steps = columns[columns.index("call") + 1 :]
