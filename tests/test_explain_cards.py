@@ -21,6 +21,9 @@ from seggallery.explain.card import (
 # Families other branches are adding to the catalog now (mmsegmentation zoo, native ENet): their cards exist already.
 PENDING_FAMILIES = {"pspnet", "deeplabv3plus", "enet"}
 
+# Cards another branch is making runnable now (DeepLab v2, issue 13): they need no not_runnable reason meanwhile.
+PENDING_RUNNABLE = {"deeplab"}
+
 # The architectures of the survey the product is built from (issue 4), one card each.
 SURVEY = [
     "fcn", "dilatednet", "parsenet", "deeplab", "deeplabv3", "deeplabv3plus", "pspnet", "pssl", "unet", "segnet",
@@ -66,6 +69,27 @@ def test_runnable_models_are_computed_from_the_catalog():
     assert get_card("segnet").runnable_models() == []
 
 
+@pytest.mark.parametrize("card_id", sorted(cards()))
+def test_a_card_says_why_nothing_runs_exactly_when_no_catalog_model_does(card_id):
+    card = get_card(card_id)
+    if card.runnable_models():
+        assert card.not_runnable is None, f"{card_id} has runnable models: drop its not_runnable"
+    elif card_id not in PENDING_RUNNABLE and not set(card.families) & PENDING_FAMILIES:
+        assert card.not_runnable, f"{card_id}: no catalog model runs it; say why in not_runnable (cards/README.md)"
+        assert card.not_runnable.reason.strip() and card.not_runnable.evidence
+        assert all(link.url.startswith("https://") and link.label.strip() for link in card.not_runnable.evidence)
+
+
+def test_the_tab_shows_why_nothing_runs_with_the_evidence():
+    from seggallery.ui.explain import runnable_markdown
+
+    segnet = get_card("segnet")
+    shown = runnable_markdown(segnet)
+    assert segnet.not_runnable.reason in shown and "CC BY-NC" in shown
+    assert all(f"]({link.url})" in shown for link in segnet.not_runnable.evidence)
+    assert "Why nothing runs" not in runnable_markdown(get_card("fcn"))
+
+
 def _write_card(tmp_path, number: str = "", node_inputs: str = '["image"]'):
     text = f'''
 id = "bad"
@@ -104,6 +128,16 @@ def test_a_number_without_its_source_is_refused(tmp_path):
     unsourced = '[[numbers]]\nmetric = "mIoU"\nvalue = 50.0\ndataset = "somewhere"\n'
     with pytest.raises(CardError, match="source"):
         load_card(_write_card(tmp_path, number=unsourced))
+
+
+def test_a_not_runnable_reason_without_https_evidence_is_refused(tmp_path):
+    reason = '[not_runnable]\nreason = "Caffe only."\n'
+    card = load_card(_write_card(tmp_path, number=reason + '[[not_runnable.evidence]]\nlabel = "zoo"\nurl = "https://example.org/zoo"\n'))
+    assert card.not_runnable.reason == "Caffe only." and card.not_runnable.evidence[0].url == "https://example.org/zoo"
+    with pytest.raises(CardError, match="not_runnable needs evidence"):
+        load_card(_write_card(tmp_path, number=reason))
+    with pytest.raises(CardError, match="not an https link"):
+        load_card(_write_card(tmp_path, number=reason + '[[not_runnable.evidence]]\nlabel = "zoo"\nurl = "http://example.org/zoo"\n'))
 
 
 def test_a_diagram_arrow_from_an_unknown_box_is_refused(tmp_path):

@@ -44,6 +44,7 @@ def test_a_card_is_served_with_its_diagram(client):
     assert Path(diagram).stat().st_size > 10_000
     assert "max-unpooling" in text
     assert "No catalog model uses this architecture" in runnable
+    assert cards()["segnet"].not_runnable.reason in runnable  # why nothing runs, with its evidence links
     heading, _, _, sources, runnable = client.predict("fcn", api_name="/explain_card")[:5]
     assert "62.2%" in sources and "Long et al. 2015, Table 3" in sources
     assert all(f"`{spec.id}`" in runnable for spec in catalog().values() if spec.family == "fcn")

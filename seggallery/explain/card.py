@@ -3,7 +3,8 @@
 A card says what an architecture is (year, authors, paper), how its decoder turns coarse features
 into a full-resolution label map (in plain words, and as a diagram spec that diagrams.py draws),
 what was published about it (every number with its dataset and source), its strengths and limits,
-and which catalog families it explains. Which runnable models use it is computed from the catalog.
+and which catalog families it explains. Which runnable models use it is computed from the catalog; a card
+with none says why nothing runs (`not_runnable`: a reason and links to the evidence).
 Field reference: cards/README.md.
 """
 
@@ -63,6 +64,15 @@ class PublishedNumber:
 
 
 @dataclass(frozen=True)
+class NotRunnable:
+    """Why no catalog model runs this architecture (dead weight links, Caffe only, no framework here, ...),
+    with the links that show it."""
+
+    reason: str
+    evidence: tuple[Link, ...]
+
+
+@dataclass(frozen=True)
 class DiagramNode:
     """One box of a diagram: placed in column `col`, on the row of its resolution (log2 of the stride)."""
 
@@ -103,6 +113,7 @@ class Card:
     implementation: str = ""  # what the implementations SegGallery runs actually do, where they differ
     numbers: tuple[PublishedNumber, ...] = ()
     links: tuple[Link, ...] = ()
+    not_runnable: NotRunnable | None = None  # only on cards no catalog model uses
     path: Path | None = None
 
     @property
@@ -145,6 +156,18 @@ def _number(path: Path, data: dict) -> PublishedNumber:
         metric=str(data["metric"]), value=float(data["value"]), dataset=str(data["dataset"]), source=str(data["source"]),
         unit=str(data.get("unit", "")), url=url, note=str(data.get("note", "")),
     )
+
+
+def _not_runnable(path: Path, data) -> NotRunnable | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("reason"), str) or not data["reason"].strip():
+        raise _fail(path, "not_runnable needs a reason: why no catalog model runs this architecture")
+    evidence = data.get("evidence")
+    if not isinstance(evidence, list) or not evidence:
+        raise _fail(path, "not_runnable needs evidence: one or more { label, url } https links")
+    return NotRunnable(" ".join(data["reason"].split()),
+                       tuple(_link(path, entry, "not_runnable evidence") for entry in evidence))
 
 
 def _diagram(path: Path, data: dict) -> Diagram:
@@ -220,6 +243,7 @@ def load_card(path: Path) -> Card:
         implementation=data.get("implementation", "").strip(),
         numbers=tuple(_number(path, entry) for entry in data.get("numbers", ())),
         links=tuple(_link(path, entry, "link") for entry in data.get("links", ())),
+        not_runnable=_not_runnable(path, data.get("not_runnable")),
         path=path,
     )
 

@@ -66,6 +66,10 @@ def sources_markdown(card: Card) -> str:
 
 def runnable_markdown(card: Card) -> str:
     models = card.runnable_models()
+    if not models and card.not_runnable:
+        evidence = "\n".join(f"- [{link.label}]({link.url})" for link in card.not_runnable.evidence)
+        return (f"**No catalog model uses this architecture.**\n\n**Why nothing runs here:** {card.not_runnable.reason}"
+                f"\n\n**Evidence:**\n{evidence}")
     if not models:
         return ("**No catalog model uses this architecture yet.** It is explained for context: the ideas it "
                 "introduced live on in the runnable ones.")
