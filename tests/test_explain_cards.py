@@ -18,12 +18,6 @@ from seggallery.explain.card import (
     load_card,
 )
 
-# Families other branches are adding to the catalog now (mmsegmentation zoo, native ENet): their cards exist already.
-PENDING_FAMILIES = {"pspnet", "deeplabv3plus", "enet"}
-
-# Cards another branch is making runnable now (DeepLab v2, issue 13): they need no not_runnable reason meanwhile.
-PENDING_RUNNABLE = {"deeplab"}
-
 # The architectures of the survey the product is built from (issue 4), one card each.
 SURVEY = [
     "fcn", "dilatednet", "parsenet", "deeplab", "deeplabv3", "deeplabv3plus", "pspnet", "pssl", "unet", "segnet",
@@ -33,7 +27,7 @@ SURVEY = [
 
 
 def test_every_catalog_family_has_a_card():
-    families = {spec.family for spec in catalog().values()} | PENDING_FAMILIES
+    families = {spec.family for spec in catalog().values()}
     missing = sorted(family for family in families if card_for_family(family) is None)
     assert not missing, f"add a card in seggallery/explain/cards/ with families = {missing}"
 
@@ -43,7 +37,7 @@ def test_every_surveyed_architecture_has_a_card():
 
 
 def test_card_families_name_real_families():
-    known = {spec.family for spec in catalog().values()} | PENDING_FAMILIES
+    known = {spec.family for spec in catalog().values()}
     for card in cards().values():
         assert set(card.families) <= known, f"{card.id}: unknown families {set(card.families) - known}"
 
@@ -74,7 +68,7 @@ def test_a_card_says_why_nothing_runs_exactly_when_no_catalog_model_does(card_id
     card = get_card(card_id)
     if card.runnable_models():
         assert card.not_runnable is None, f"{card_id} has runnable models: drop its not_runnable"
-    elif card_id not in PENDING_RUNNABLE and not set(card.families) & PENDING_FAMILIES:
+    else:
         assert card.not_runnable, f"{card_id}: no catalog model runs it; say why in not_runnable (cards/README.md)"
         assert card.not_runnable.reason.strip() and card.not_runnable.evidence
         assert all(link.url.startswith("https://") and link.label.strip() for link in card.not_runnable.evidence)
