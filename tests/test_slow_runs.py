@@ -18,13 +18,14 @@ MODEL = "enet_camvid"  # the quickest fake checkpoint to write and run
 
 def test_a_run_over_the_limit_is_named_and_the_download_is_not_counted():
     runs = SlowRuns(limit_s=20.0)
-    runs.record("big", "cpu", {"download": 60_000.0, "load": 4_000.0, "forward": 17_000.0}, loading=True)
-    runs.record("small", "cpu", {"download": 90_000.0, "forward": 1_000.0}, loading=True)
+    runs.record("big", "cpu", {"download": 60_000.0, "load": 4_000.0, "preprocess": 500.0, "forward": 16_000.0,
+                               "postprocess": 500.0, "total": 17_000.0}, loading=True)  # the steps once, not twice
+    runs.record("small", "cpu", {"download": 90_000.0, "forward": 1_000.0, "total": 1_000.0}, loading=True)
     assert runs.last("big", "cpu").seconds == 21.0
     assert runs.warnings([("big", "Big"), ("small", "Small"), ("never", "Never")], "cpu") == [
         "Big took 21 s on cpu last time, loading included"]
     assert runs.warnings([("big", "Big")], "cuda:0") == [], "a time measured on another device says nothing here"
-    runs.record("big", "cpu", {"forward": 3_000.0}, loading=False)  # cached now: quick, no warning any more
+    runs.record("big", "cpu", {"forward": 3_000.0, "total": 3_000.0}, loading=False)  # cached now: quick, no warning any more
     assert runs.warnings([("big", "Big")], "cpu") == []
 
 

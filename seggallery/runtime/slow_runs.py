@@ -29,8 +29,9 @@ class SlowRuns:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, model_id: str, device: str, timings_ms: dict[str, float], loading: bool) -> None:
-        """One run's steps (ms, as a Prediction's timings_ms); the download, if any, is not counted."""
-        seconds = sum(ms for step, ms in timings_ms.items() if step != "download") / 1000.0
+        """One run's steps (ms, as a Prediction's timings_ms: its steps, their `total`, and on a first use `load`
+        and maybe `download`): the load plus the total; the download, if any, is not counted."""
+        seconds = (timings_ms.get("load", 0.0) + timings_ms.get("total", 0.0)) / 1000.0
         with self._lock:
             self._times[(model_id, device)] = RunTime(seconds, loading)
 
