@@ -109,6 +109,7 @@ def bench_model(model_id: str, config: BenchConfig, photo: np.ndarray, engine: E
             row["sizes"].append({"size": size_label(size), "error": f"{type(error).__name__}: {str(error)[:300]}"})
     row["dilated_convolutions"] = {"rewritable": segmenter.tuning.dilated_taps,
                                    "choices": fastconv.choices_made(segmenter.module)}
+    row["fused_attention"] = segmenter.tuning.fused_attention
     if device.type == "cuda":
         segmenter.predict(photo)  # cuDNN autotuning for the photo's shape happens before counting
     syncs, calls = count_host_syncs(device, lambda: segmenter.predict(photo))

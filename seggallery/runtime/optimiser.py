@@ -2,7 +2,7 @@
 
 A Segmenter is built plain by its backend (fp32, upstream memory layout) and carries a Tuning: what its
 forward currently runs with. `optimise` sets the memory layout, dilated convolutions as taps on a CPU
-(runtime.fastconv), compilation and the precision to try; `verify_precision`, before the first prediction,
+(runtime.fastconv), fused attention kernels (runtime.fast_attention), compilation and the precision to try; `verify_precision`, before the first prediction,
 keeps that precision only if its mask agrees with plain fp32's and, when timed, only if it is the fastest
 of plain fp32, tuned fp32 and tuned reduced precision here (runtime.speed has the building blocks).
 `run_forward` runs the model as tuned, and falls back to plain fp32 for good if an optimised run fails.
@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from . import fastconv, speed, zerogpu
+from . import fast_attention, fastconv, speed, zerogpu
 from .devices import synchronize
 
 
@@ -32,17 +32,18 @@ class Tuning:
     channels_last: bool = False
     compiled: bool = False
     dilated_taps: int = 0  # dilated convolutions that may run as taps (runtime.fastconv)
+    fused_attention: int = 0  # attention modules running as one fused kernel (runtime.fast_attention)
     pending_precision: str | None = None  # the precision to try, waiting for its check against plain fp32
     precision_check: dict | None = None  # the measurement behind the current precision
     time_choices: bool = False  # the check also times plain fp32 and the tuned runs and keeps the fastest
 
     @property
     def optimised(self) -> bool:
-        return self.channels_last or self.compiled or self.precision != "fp32" or self.dilated_taps > 0
+        return self.layout_tuned or self.precision != "fp32"
 
     @property
     def layout_tuned(self) -> bool:
-        return self.channels_last or self.compiled or self.dilated_taps > 0
+        return self.channels_last or self.compiled or self.dilated_taps > 0 or self.fused_attention > 0
 
 
 def optimise(segmenter, options: speed.SpeedOptions) -> None:
@@ -60,6 +61,7 @@ def optimise(segmenter, options: speed.SpeedOptions) -> None:
         tuning.channels_last = True
     if options.fast_convolutions and device.type == "cpu" and not options.compile:  # compiled: inductor picks kernels
         tuning.dilated_taps = fastconv.speed_up_convolutions(segmenter.module)
+    tuning.fused_attention = fast_attention.set_fused(segmenter.module, True)
     if options.compile and device.type in ("cuda", "cpu") and not zerogpu.active():
         segmenter.module = speed.compile_module(segmenter.module, device)
         tuning.compiled = True
@@ -156,19 +158,22 @@ def _apply(segmenter, precision: str, known: dict) -> None:
 
 @contextlib.contextmanager
 def _plain(segmenter):
-    """The model as its library built it for the duration: eager, default memory layout, library convolutions."""
+    """The model as its library built it for the duration: eager, default memory layout, library convolutions,
+    explicit attention."""
     tuned = segmenter.module
     module = getattr(tuned, "_orig_mod", tuned)
     channels_last = segmenter.tuning.channels_last
     if channels_last:
         module.to(memory_format=torch.contiguous_format)
     fastconv.force(module, "library")
+    fast_attention.set_fused(module, False)
     segmenter.module = module
     try:
         yield
     finally:
         segmenter.module = tuned
         fastconv.force(module, None)
+        fast_attention.set_fused(module, segmenter.tuning.fused_attention > 0)
         if channels_last:
             module.to(memory_format=torch.channels_last)
 
@@ -211,9 +216,10 @@ def _run_plain(segmenter, note: str) -> None:
     segmenter.module = module.to(memory_format=torch.contiguous_format)
     fastconv.force(module, "library")
     fastconv.drop_casts(module)
+    fast_attention.set_fused(module, False)
     tuning = segmenter.tuning
     tuning.channels_last = tuning.compiled = False
-    tuning.dilated_taps = 0
+    tuning.dilated_taps = tuning.fused_attention = 0
     tuning.precision, tuning.precision_note = "fp32", note
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .common import ConvBNReLU, DecodeHead, Scale
@@ -24,7 +25,13 @@ class PositionAttention(nn.Module):
 
     query and key are 1x1 projections to `key_channels`; the similarity of positions i and j is their dot
     product (not scaled by sqrt(channels)); the value is a 1x1 projection keeping all channels.
+
+    With `fused_attention` (the engine sets it, runtime.fast_attention) the same attention runs as one
+    scaled_dot_product_attention that never holds the N x N weights (at Cityscapes' 2048 x 1024, N = 32,768: two
+    4 GB matrices); the explicit weights are still computed whenever a hook reads them (the Explanations probe).
     """
+
+    fused_attention = False
 
     def __init__(self, channels: int, key_channels: int):
         super().__init__()
@@ -39,9 +46,27 @@ class PositionAttention(nn.Module):
         query = self.query_project(x).flatten(2).transpose(1, 2)  # B x N x key_channels
         key = self.key_project(x).flatten(2)  # B x key_channels x N
         value = self.value_project(x).flatten(2)  # B x C x N
-        weights = self.attention(query @ key, size).flatten(2)  # B x N (queries) x N (keys)
-        context = (value @ weights.transpose(1, 2)).unflatten(-1, size)
-        return self.gamma(context) + x
+        if self.fused_attention and not (self.attention._forward_hooks or self.attention._forward_pre_hooks):
+            context = unscaled_attention(query, key.transpose(1, 2), value.transpose(1, 2)).transpose(1, 2)
+        else:
+            weights = self.attention(query @ key, size).flatten(2)  # B x N (queries) x N (keys)
+            context = value @ weights.transpose(1, 2)
+        return self.gamma(context.unflatten(-1, size)) + x
+
+
+def unscaled_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """softmax(query @ key^T) @ value for B x N x K queries and keys and B x N x C values, in one fused kernel.
+
+    torch's fused CPU kernel (flash attention) needs queries, keys and values of one width: with C > K the
+    queries and keys are padded with zeros to C channels, which adds nothing to any dot product. Where no
+    fused kernel applies, scaled_dot_product_attention computes it the explicit way.
+    """
+    width, channels = query.shape[-1], value.shape[-1]
+    if width < channels:
+        query, key = F.pad(query, (0, channels - width)), F.pad(key, (0, channels - width))
+    elif width > channels:
+        value = F.pad(value, (0, width - channels))
+    return F.scaled_dot_product_attention(query[:, None], key[:, None], value[:, None], scale=1.0)[:, 0, :, :channels]
 
 
 class ChannelAttention(nn.Module):
