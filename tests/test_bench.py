@@ -10,8 +10,10 @@ import pytest
 import torch
 from conftest import REPO
 
+from seggallery.bench.compare import against_plain
 from seggallery.bench.config import parse_size
 from seggallery.bench.measure import CPU_INSTRUCTIONS, peak_tflops
+from seggallery.bench.table import _compare_line
 from seggallery.cli import main
 
 
@@ -115,11 +117,24 @@ def test_bench_command_writes_every_field(fake_weights, tmp_path, capsys):
         assert compare["ms"][step]["n"] == 2
     assert compare["ms"]["total"]["p50"] >= compare["ms"]["forward_sum"]["p50"] > 0
     assert compare["overhead_ratio"] >= 1.0 and compare["meets_target"] == (compare["overhead_ratio"] <= 1.2)
+    assert compare["against_plain"] is None, "the rows were timed at other sizes than the Compare's native ones"
 
     served = result["served"]  # the same Compare through the real app and gradio_client
     assert "error" not in served, served
     assert served["models"] == compare["models"] and served["ms"]["total"]["n"] == 2
     assert served["ms"]["total"]["p50"] > served["ms"]["forward_sum"]["p50"] > 0 and served["overhead_ms_p50"] > 0
+
+
+def test_the_compare_against_plain_uses_each_models_native_plain_time():
+    compare = {"models": ["a", "b"], "ms": {"total": {"p50": 300.0}}}
+    rows = [{"id": "a", "sizes": [{"size": "512", "plain_ms": {"p50": 9999.0}}, {"size": "native", "plain_ms": {"p50": 400.0}}]},
+            {"id": "b", "sizes": [{"size": "native", "plain_ms": {"p50": 600.0}}]}, {"id": "c", "error": "no weights"}]
+    against = against_plain(compare, rows)
+    assert against["plain_forward_sum_ms"] == 1000.0 and against["ratio"] == pytest.approx(0.3) and against["meets_target"]
+    assert against_plain({**compare, "models": ["a", "c"]}, rows) is None  # c has no plain time
+    assert "against the plain fp32 forward times (1000.0 ms): 0.30x" in _compare_line(
+        {**compare, "photo_hw": [768, 1024], "overhead_ratio": 1.1, "target_ratio": 1.2, "against_plain": against,
+         "ms": {name: {"p50": 300.0} for name in ("total", "models", "overlays", "encode", "areas", "forward_sum")}})
 
 
 def test_bench_reports_a_model_without_weights_and_fails(monkeypatch, tmp_path, capsys):

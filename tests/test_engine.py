@@ -38,6 +38,18 @@ def test_chunked_upsample_argmax_equals_full_resize(size):
     assert torch.equal(upsample_argmax(logits, size), full)
 
 
+def test_chunked_upsample_argmax_keeps_the_first_of_tied_classes_and_resizes_via_a_size():
+    """Two classes with the same scores: the first wins, as in argmax; `via` resizes through that size first,
+    as mmseg does through the network input's."""
+    torch.manual_seed(1)
+    logits = torch.randn(1, 40, 16, 20)
+    logits[0, 33] = logits[0, 5]
+    expected = F.interpolate(F.interpolate(logits, size=(64, 80), mode="bilinear"), size=(48, 61), mode="bilinear")
+    expected = expected.argmax(1)[0]
+    got = upsample_argmax(logits, (48, 61), via=(64, 80))
+    assert torch.equal(got, expected) and (got == 5).any() and not (got == 33).any()
+
+
 def test_step_timer_reports_each_step_and_total():
     """Each step's time is the time that step took (known sleeps), and the total is the wall time of all."""
     sleeps = {"preprocess": 0.03, "forward": 0.01, "postprocess": 0.05}

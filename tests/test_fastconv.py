@@ -16,7 +16,7 @@ from real_weights import install_enet
 from seggallery.backends import load_segmenter
 from seggallery.catalog import get_spec
 from seggallery.runtime import fastconv, optimiser, speed
-from seggallery.runtime.fastconv import FastConv2d, conv_as_taps, speed_up_convolutions
+from seggallery.runtime.fastconv import FastConv2d, FastLinear, conv_as_taps, speed_up_layers
 from seggallery.runtime.speed import SpeedOptions
 
 CPU = torch.device("cpu")
@@ -41,11 +41,25 @@ def test_taps_equal_the_library_convolution(channels, out, height, width, kernel
         assert got.is_contiguous(memory_format=layout)
 
 
+@pytest.mark.parametrize("dilation", [1, 6, 24])
+def test_depthwise_taps_in_bf16_are_the_library_kernel_on_the_same_bf16_numbers(dilation):
+    """Depthwise taps (multiply-adds of shifted views) under autocast: the input and weight rounded to bf16 as
+    autocast rounds them, products summed in fp32, as the library's bf16 kernel does up to summation order."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(16, 16, 3, padding=dilation, dilation=dilation, groups=16, bias=True)
+    x = torch.randn(1, 16, 31, 45).contiguous(memory_format=torch.channels_last)
+    expected = F.conv2d(x.bfloat16().float(), conv.weight.bfloat16().float(), conv.bias, 1, dilation, dilation, 16)
+    with torch.inference_mode(), speed.autocast(CPU, "bf16"):
+        got = conv_as_taps(x, conv.weight.bfloat16(), conv.bias, conv.padding, conv.dilation, 16)
+    assert got.dtype == torch.bfloat16 and got.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got.float(), expected, rtol=1e-2, atol=1e-2)  # the output is rounded to bf16
+
+
 def test_only_stride_one_dilated_convolutions_run_as_taps():
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=2, dilation=2), torch.nn.Conv2d(4, 4, 3, padding=1),
                                 torch.nn.Conv2d(4, 4, 3, stride=2, padding=2, dilation=2))
     keys = list(model.state_dict())
-    assert speed_up_convolutions(model) == 1
+    assert speed_up_layers(model) == 1
     assert all(type(layer) is FastConv2d for layer in model)
     assert [layer.taps for layer in model] == [True, False, False]
     assert list(model.state_dict()) == keys, "the weights keep their names"
@@ -55,7 +69,7 @@ def test_the_autocast_weight_is_cast_once_and_is_what_autocast_would_use():
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(8, 4, 3, padding=1)
     reference = copy.deepcopy(conv)
-    speed_up_convolutions(conv)
+    speed_up_layers(conv)
     x = torch.randn(1, 8, 12, 12)
     with torch.inference_mode():
         with speed.autocast(CPU, "bf16"):
@@ -71,9 +85,33 @@ def test_the_autocast_weight_is_cast_once_and_is_what_autocast_would_use():
     assert not hasattr(conv, "autocast_weight") or conv._buffers.get("autocast_weight") is None
 
 
+def test_a_linear_layer_keeps_its_autocast_weight_too():
+    """The transformers' Linear layers: cast once, bit for bit what autocast computes; subclasses left alone."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.modules.linear.NonDynamicallyQuantizableLinear(8, 4))
+    reference = copy.deepcopy(model)
+    keys = list(model.state_dict())
+    speed_up_layers(model)
+    assert type(model[0]) is FastLinear and type(model[1]) is not FastLinear
+    assert list(model.state_dict()) == keys
+    x = torch.randn(3, 5, 16)
+    with torch.inference_mode():
+        with speed.autocast(CPU, "bf16"):
+            assert torch.equal(model(x), reference(x))
+            kept = model[0].autocast_weight
+            model(x)
+            assert model[0].autocast_weight is kept and kept.dtype == torch.bfloat16
+            fastconv.force(model, "library")
+            assert torch.equal(model(x), reference(x))
+            fastconv.force(model, None)
+        assert torch.equal(model(x), reference(x)) and model(x).dtype == torch.float32
+    fastconv.drop_casts(model)
+    assert model[0]._buffers.get("autocast_weight") is None
+
+
 def test_each_way_is_chosen_by_timing_it(monkeypatch):
     conv = torch.nn.Conv2d(4, 4, 3, padding=4, dilation=4)
-    speed_up_convolutions(conv)
+    speed_up_layers(conv)
     x = torch.randn(1, 4, 20, 20)
     fast_taps = FastConv2d._taps
     slow_taps = lambda self, x, w: time.sleep(0.01) or conv_as_taps(x, w, self.bias, self.padding, self.dilation, self.groups)  # noqa: E731
@@ -93,7 +131,7 @@ def test_each_way_is_chosen_by_timing_it(monkeypatch):
 
 def _forced(module: torch.nn.Module, way: str) -> torch.nn.Module:
     copied = copy.deepcopy(module)
-    assert speed_up_convolutions(copied) > 0
+    assert speed_up_layers(copied) > 0
     for layer in copied.modules():
         if isinstance(layer, FastConv2d):
             layer.choices = {key: way for key in layer.choices}

@@ -16,6 +16,7 @@ from .config import BenchConfig
 from .measure import percentiles
 
 OVERHEAD_TARGET = 1.2  # end-to-end Compare / sum of forward times
+PLAIN_TARGET = 0.4  # end-to-end Compare / sum of the models' plain fp32 forward times (a preset's, on a CPU)
 
 
 def bench_compare(engine: Engine, model_ids: list[str], photo: np.ndarray, config: BenchConfig) -> dict:
@@ -65,3 +66,21 @@ def bench_compare(engine: Engine, model_ids: list[str], photo: np.ndarray, confi
         "what": "wall time of run_many + overlay compositing + their JPEG encoding for the browser + class areas, "
                 "over the sum of the models' forward times in the same runs (median of per-run ratios)",
     }
+
+
+def against_plain(compare: dict, rows: list[dict]) -> dict | None:
+    """The warm Compare's p50 over the sum of its models' plain fp32 forward p50s, where every one of them
+    was benchmarked at its native preprocessing of the same photo (the Compare's input); else None."""
+    plain = {}
+    for row in rows:
+        for entry in row.get("sizes", []):
+            if entry.get("size") == "native" and "plain_ms" in entry:
+                plain[row["id"]] = entry["plain_ms"]["p50"]
+    if "error" in compare or any(model_id not in plain for model_id in compare["models"]):
+        return None
+    total = sum(plain[model_id] for model_id in compare["models"])
+    ratio = compare["ms"]["total"]["p50"] / total
+    return {"plain_forward_sum_ms": total, "ratio": ratio, "target_ratio": PLAIN_TARGET,
+            "meets_target": ratio <= PLAIN_TARGET,
+            "what": "the Compare's end-to-end p50 over the sum of its models' plain fp32 eager forward p50s "
+                    "(the benchmark's baseline rows at their native preprocessing of the same photo)"}

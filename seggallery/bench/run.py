@@ -22,7 +22,7 @@ from .. import __version__
 from ..runtime import speed
 from ..runtime.engine import Engine
 from ..runtime.model_cache import ModelCache
-from .compare import bench_compare
+from .compare import against_plain, bench_compare
 from .config import BenchConfig, size_label
 from .measure import device_info
 from .model import bench_model
@@ -59,6 +59,8 @@ def run_benchmark(config: BenchConfig, on_row: Callable[[dict], None] | None = N
     if config.compare_models:
         compare_photo, _ = bench_photo(config.photo, config.compare_size)
         compare = bench_compare(engine, list(config.compare_models), compare_photo, config)
+        if config.compare_size is None:  # the Compare's photo is the one the rows were measured on
+            compare["against_plain"] = against_plain(compare, rows)
         if config.served:
             served = bench_served(engine, list(config.compare_models), compare_photo, config.repeat, config.warmup)
     info_after = device_info(config.device).get("load_average")

@@ -44,7 +44,15 @@ def _compare_line(compare: dict) -> str:
     return (f"Compare of {', '.join(compare['models'])} on a {width}x{height} photo: {ms['total']['p50']:.1f} ms p50 "
             f"end to end (models {ms['models']['p50']:.1f}, overlays {ms['overlays']['p50']:.1f}, encode "
             f"{ms['encode']['p50']:.1f}, areas {ms['areas']['p50']:.1f}); sum of forward times "
-            f"{ms['forward_sum']['p50']:.1f} ms; ratio {compare['overhead_ratio']:.3f} (target <= {compare['target_ratio']})")
+            f"{ms['forward_sum']['p50']:.1f} ms; ratio {compare['overhead_ratio']:.3f} (target <= {compare['target_ratio']})"
+            + _plain_part(compare.get("against_plain")))
+
+
+def _plain_part(against: dict | None) -> str:
+    if not against:
+        return ""
+    return (f"; against the plain fp32 forward times ({against['plain_forward_sum_ms']:.1f} ms): "
+            f"{against['ratio']:.2f}x (target <= {against['target_ratio']})")
 
 
 def _served_line(served: dict) -> str:

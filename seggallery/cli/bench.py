@@ -51,7 +51,7 @@ def add_arguments(parser) -> None:
                              "the agreement is still reported)")
     parser.add_argument("--no-channels-last", action="store_true", help="keep the upstream memory layout")
     parser.add_argument("--no-fast-convolutions", action="store_true",
-                        help="CPU: keep the library's convolutions as they are (no kept autocast weights, no dilated taps)")
+                        help="CPU: keep the library's convolutions and linear layers as they are (no kept autocast weights, no dilated taps)")
     parser.add_argument("--no-time-choices", action="store_true",
                         help="with the precision check, do not also time plain fp32 against the tuned runs")
     parser.add_argument("--compile", action="store_true", help="torch.compile the optimised model (first call compiles)")

@@ -60,7 +60,7 @@ def optimise(segmenter, options: speed.SpeedOptions) -> None:
         segmenter.module = segmenter.module.to(memory_format=torch.channels_last)
         tuning.channels_last = True
     if options.fast_convolutions and device.type == "cpu" and not options.compile:  # compiled: inductor picks kernels
-        tuning.dilated_taps = fastconv.speed_up_convolutions(segmenter.module)
+        tuning.dilated_taps = fastconv.speed_up_layers(segmenter.module)
     tuning.fused_attention = fast_attention.set_fused(segmenter.module, True)
     if options.compile and device.type in ("cuda", "cpu") and not zerogpu.active():
         segmenter.module = speed.compile_module(segmenter.module, device)

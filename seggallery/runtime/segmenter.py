@@ -135,8 +135,8 @@ def upsample_argmax(
         value, index = resized[0].max(0)
         if best_value is None:
             best_value, best_index = value, index
-        else:
-            better = value > best_value
-            best_value = torch.where(better, value, best_value)
-            best_index = torch.where(better, index + start, best_index)
+            continue
+        better = value > best_value  # a later class wins only if strictly larger, as argmax's first maximum
+        torch.where(better, value, best_value, out=best_value)
+        torch.where(better, index.add_(start), best_index, out=best_index)
     return best_index

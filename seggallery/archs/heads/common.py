@@ -19,12 +19,15 @@ def cat_for_conv(maps: list[torch.Tensor]) -> torch.Tensor:
     fp32 ones (upsampled branches) would first build the whole concatenation in fp32 and then cast it, about a
     sixth of a PSPNet's time on a CPU. Each map is cast first instead (the same values) and put in the first
     map's memory layout, so the concatenation is one copy in the layout the convolution wants.
+
+    That layout is channels_last if any map is in it (the model's weights are): the first map may be an image
+    pool's 1 x 1 result resized, whose layout is the default one; concatenating in that layout and converting
+    after (2,560 channels of 128 x 171 in an ASPP head) took about 320 ms on a CPU.
     """
-    first = maps[0]
-    device = first.device.type
+    device = maps[0].device.type
     dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
-    layout = torch.channels_last if first.dim() == 4 and first.is_contiguous(memory_format=torch.channels_last) \
-        and not first.is_contiguous() else torch.contiguous_format
+    layout = torch.channels_last if any(m.dim() == 4 and m.is_contiguous(memory_format=torch.channels_last)
+                                        and not m.is_contiguous() for m in maps) else torch.contiguous_format
     if dtype is None and layout == torch.contiguous_format:
         return torch.cat(maps, dim=1)
     return torch.cat([m.to(dtype=dtype or m.dtype, memory_format=layout) for m in maps], dim=1)
