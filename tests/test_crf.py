@@ -104,3 +104,30 @@ def test_refine_snaps_a_blurred_boundary_to_the_colour_edge():
 def test_refine_rejects_mismatched_sizes():
     with pytest.raises(ValueError, match="probabilities are"):
         crf.mean_field(torch.rand(3, 10, 12).softmax(0), torch.zeros(10, 13, 3, dtype=torch.uint8))
+
+
+def test_predict_with_the_crf_reads_mask_and_top_classes_from_the_crf_only():
+    """With the CRF the model's own postprocess (its resize + argmax) is not run, and the mask, confidence and
+    point-and-ask top classes all come from the CRF's probabilities."""
+    from seggallery.catalog import get_spec
+    from seggallery.evidence.uncertainty import sampled_probabilities, top_classes
+    from seggallery.runtime.segmenter import Segmenter, upsample_argmax
+
+    image = load_image(EXAMPLES / "animal-dogs.jpg").pixels[::8, ::8].copy()
+    scores = torch.randn(1, 21, image.shape[0] // 8, image.shape[1] // 8, generator=torch.Generator().manual_seed(3)) * 3
+
+    class Fixed(Segmenter):
+        def preprocess(self, pixels):
+            return scores
+
+        def postprocess(self, outputs, size):
+            raise AssertionError("the CRF's mask replaces the model's: its postprocess must not run")
+
+    segmenter = Fixed(get_spec("fcn_resnet50"), torch.nn.Identity(), torch.device("cpu"))
+    params = crf.CrfParams(iterations=2)
+    prediction = segmenter.predict(image, crf=params)
+    refined = crf.refine(scores, image, params)
+    assert np.array_equal(prediction.mask, upsample_argmax(refined, image.shape[:2]).numpy())
+    probs, ids = top_classes(sampled_probabilities(refined))
+    assert np.allclose(prediction.top_class_probs, probs.numpy()) and np.array_equal(prediction.top_class_ids, ids.numpy())
+    assert prediction.timings_ms["crf"] > 0 and any("dense CRF" in note for note in prediction.notes)

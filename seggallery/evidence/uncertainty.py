@@ -30,6 +30,11 @@ def class_probabilities(scores: torch.Tensor) -> torch.Tensor:
     return _sampled(scores[0]).float().softmax(0)
 
 
+def sampled_probabilities(probs: torch.Tensor) -> torch.Tensor:
+    """C x h x w probabilities (the dense CRF's), on the grid of _sampled, as class_probabilities gives them."""
+    return _sampled(probs).float()
+
+
 TOP_K = 3  # classes kept per pixel for "what does each model say here?"
 
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..catalog import LabelSet, ModelSpec
-from ..evidence.uncertainty import class_probabilities, maps_from_probabilities, top_classes
+from ..evidence.uncertainty import class_probabilities, maps_from_probabilities, sampled_probabilities, top_classes
 from . import crf as dense_crf
 from . import optimiser
 from .devices import StepTimer, device_name
@@ -74,24 +74,26 @@ class Segmenter:
         timer.mark("preprocess")
         outputs = optimiser.run_forward(self, inputs)
         timer.mark("forward")
-        mask = self.postprocess(outputs, image.shape[:2])
         instances = self.instances(outputs, image.shape[:2])
-        timer.mark("postprocess")
         scores = self.class_scores(outputs)
-        notes = []
-        if crf is not None:
-            if scores is None or instances is not None:
-                notes.append("no per-pixel class probabilities: the CRF was not applied")
-            else:
-                refined = dense_crf.refine(scores, image, crf)
-                mask = upsample_argmax(refined, image.shape[:2])
-                timer.mark("crf")
-                notes.append(f"refined by the dense CRF ({crf.iterations} mean-field iterations at "
-                             f"{refined.shape[2]}x{refined.shape[1]})")
-        # the uncertainty maps and top classes below are outside the timed steps: not part of segmenting
+        notes, refined = [], None
+        if crf is not None and (scores is None or instances is not None):
+            notes.append("no per-pixel class probabilities: the CRF was not applied")
+        elif crf is not None:  # the CRF's mask replaces the model's own: its postprocess is not run
+            timer.mark("postprocess")
+            refined = dense_crf.refine(scores, image, crf)
+            mask = upsample_argmax(refined, image.shape[:2])
+            timer.mark("crf")
+            notes.append(f"refined by the dense CRF ({crf.iterations} mean-field iterations at "
+                         f"{refined.shape[2]}x{refined.shape[1]})")
+        if refined is None:
+            mask = self.postprocess(outputs, image.shape[:2])
+            timer.mark("postprocess")
+        # the uncertainty maps and top classes below are outside the timed steps: not part of segmenting;
+        # with the CRF they are the CRF's probabilities, which its mask was read from
         maps = top = None
         if scores is not None:
-            probs = class_probabilities(scores)
+            probs = class_probabilities(scores) if refined is None else sampled_probabilities(refined)
             maps = maps_from_probabilities(probs).to("cpu", non_blocking=True)
             top = [part.to("cpu", non_blocking=True) for part in top_classes(probs)]
         mask_np = mask.to("cpu", torch.int32).numpy()  # the one host sync of this call (it completes the others)
