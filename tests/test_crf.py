@@ -111,7 +111,8 @@ def test_predict_with_the_crf_reads_mask_and_top_classes_from_the_crf_only():
     point-and-ask top classes all come from the CRF's probabilities."""
     from seggallery.catalog import get_spec
     from seggallery.evidence.uncertainty import sampled_probabilities, top_classes
-    from seggallery.runtime.segmenter import Segmenter, upsample_argmax
+    from seggallery.runtime.label_map import upsample_argmax
+    from seggallery.runtime.segmenter import Segmenter
 
     image = load_image(EXAMPLES / "animal-dogs.jpg").pixels[::8, ::8].copy()
     scores = torch.randn(1, 21, image.shape[0] // 8, image.shape[1] // 8, generator=torch.Generator().manual_seed(3)) * 3

@@ -13,9 +13,14 @@ import torch.nn.functional as F
 from seggallery.catalog import catalog, get_spec
 from seggallery.runtime.devices import StepTimer, pick_device
 from seggallery.runtime.engine import Engine
+from seggallery.runtime.label_map import (
+    _block_extreme,
+    competing_classes,
+    upsample_argmax,
+)
 from seggallery.runtime.model_cache import ModelCache
 from seggallery.runtime.results import Failure, Instances, Prediction
-from seggallery.runtime.segmenter import Segmenter, upsample_argmax
+from seggallery.runtime.segmenter import Segmenter
 
 
 def test_device_override_and_auto(monkeypatch):
@@ -48,6 +53,62 @@ def test_chunked_upsample_argmax_keeps_the_first_of_tied_classes_and_resizes_via
     expected = expected.argmax(1)[0]
     got = upsample_argmax(logits, (48, 61), via=(64, 80))
     assert torch.equal(got, expected) and (got == 5).any() and not (got == 33).any()
+
+
+def _decisive_scores(classes: int, height: int, width: int, present: int, seed: int) -> torch.Tensor:
+    """Scores like a trained model's: a few classes' scores are smooth fields that take turns winning; the
+    others' stay far below everywhere."""
+    generator = torch.Generator().manual_seed(seed)
+    scores = torch.randn(1, classes, height, width, generator=generator) * 0.5 - 12.0
+    fields = F.interpolate(torch.randn(1, present, 4, 5, generator=generator) * 4, size=(height, width), mode="bilinear")
+    scores[:, torch.randperm(classes, generator=generator)[:present]] = fields
+    return scores
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("via, size, align_corners", [
+    ((512, 683), (768, 1024), False),  # mmseg: through the network input to the photo
+    (None, (333, 517), False),
+    ((128, 160), (129, 161), True),
+])
+def test_only_competing_classes_are_resized_and_the_label_map_is_unchanged(seed, via, size, align_corners):
+    """On decisive scores few of 150 classes can win anywhere; resizing only those gives the full argmax."""
+    logits = _decisive_scores(150, 64, 80, present=6, seed=seed)
+    steps = [s for s in (via, size) if s is not None]
+    competing = competing_classes(logits[0], steps)
+    assert competing is not None and 2 <= len(competing) <= 6
+    full = logits
+    for step in steps:
+        full = F.interpolate(full, size=step, mode="bilinear", align_corners=align_corners)
+    assert torch.equal(upsample_argmax(logits, size, via=via, align_corners=align_corners), full.argmax(1)[0])
+
+
+def test_classes_just_below_the_winner_still_compete():
+    """Near-copies of the winning fields, a hair below or equal: kept, and ties go to the first class."""
+    for seed in range(20):
+        generator = torch.Generator().manual_seed(seed)
+        logits = _decisive_scores(60, 40, 52, present=3, seed=seed)
+        copies = torch.randint(0, 60, (8,), generator=generator)
+        source = int((logits[0, :, 20, 26]).argmax())
+        logits[0, copies] = logits[0, source] - torch.rand(8, 1, 1, generator=generator) * 1e-3 * (seed % 2)
+        full = F.interpolate(F.interpolate(logits, size=(321, 416), mode="bilinear"), size=(481, 623), mode="bilinear")
+        assert torch.equal(upsample_argmax(logits, (481, 623), via=(321, 416)), full.argmax(1)[0]), seed
+
+
+@pytest.mark.parametrize("shape", [(5, 1, 1), (5, 2, 3), (5, 3, 2), (7, 9, 13)])
+def test_block_extremes_are_max_pooling_over_3x3(shape):
+    x = torch.randn(shape)
+    assert torch.equal(_block_extreme(x, torch.maximum), F.max_pool2d(x[None], 3, 1, 1)[0])
+    assert torch.equal(_block_extreme(x, torch.minimum), -F.max_pool2d(-x[None], 3, 1, 1)[0])
+
+
+def test_the_competing_classes_bound_needs_every_resize_to_enlarge():
+    logits = _decisive_scores(20, 64, 80, present=3, seed=0)[0]
+    assert competing_classes(logits, [(32, 40)]) is None and competing_classes(logits, [(128, 160), (64, 80)]) is None
+    assert len(competing_classes(torch.randn(20, 64, 80), [(128, 160)])) == 20, "near-tied scores: all compete"
+    one = torch.zeros(5, 8, 8)
+    one[3] = 1.0
+    assert torch.equal(upsample_argmax(one, (30, 31)), torch.full((30, 31), 3))
 
 
 def test_step_timer_reports_each_step_and_total():

@@ -16,7 +16,12 @@ from real_weights import install_enet
 from seggallery.backends import load_segmenter
 from seggallery.catalog import get_spec
 from seggallery.runtime import fastconv, optimiser, speed
-from seggallery.runtime.fastconv import FastConv2d, FastLinear, conv_as_taps, speed_up_layers
+from seggallery.runtime.fastconv import (
+    FastConv2d,
+    FastLinear,
+    conv_as_taps,
+    speed_up_layers,
+)
 from seggallery.runtime.speed import SpeedOptions
 
 CPU = torch.device("cpu")

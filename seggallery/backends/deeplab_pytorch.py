@@ -22,7 +22,8 @@ import torch
 
 from ..archs.deeplabv2 import deeplabv2_resnet101_msc
 from ..catalog import ModelSpec
-from ..runtime.segmenter import Segmenter, upsample_argmax
+from ..runtime.label_map import upsample_argmax
+from ..runtime.segmenter import Segmenter
 from . import torchhub, weights
 from .base import UrlFile, WeightFile
 

@@ -25,7 +25,8 @@ import torch
 
 from ..archs.encoder_decoder import EncoderDecoder, build_encoder_decoder, from_mmseg_state_dict
 from ..catalog import ModelSpec
-from ..runtime.segmenter import Segmenter, upsample_argmax
+from ..runtime.label_map import upsample_argmax
+from ..runtime.segmenter import Segmenter
 from . import torchhub, weights
 from .base import HubFile, UrlFile, WeightFile
 

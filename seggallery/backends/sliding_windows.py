@@ -8,7 +8,7 @@ the resized photo's size, divides by how many windows covered each pixel and res
 
 Here the canvas is kept (the processor's own code makes it, asked for the resized photo's size, which
 it then leaves as it is), so that the class scores are available to the uncertainty maps and the
-inspector, and the final resize to the photo goes through `upsample_argmax` a few classes at a time.
+inspector, and the final resize to the photo goes through `upsample_argmax` (runtime.label_map) a few classes at a time.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ import torch
 import transformers
 
 from ..catalog import ModelSpec
-from ..runtime.segmenter import Segmenter, upsample_argmax
+from ..runtime.label_map import upsample_argmax
+from ..runtime.segmenter import Segmenter
 from . import panoptic_segments, sliding_windows, weights
 from .base import HubFile, WeightFile, hub_files, hub_source_text
 

@@ -21,7 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..catalog import CATALOG_DIR
 from ..runtime import speed
-from ..runtime.devices import cpu_model, device_name, synchronize
+from ..runtime.devices import cpu_model, device_name, in_cpu_only_reads, synchronize
 
 
 def timed_ms(device: torch.device, fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -109,9 +109,8 @@ class HostSyncCounter(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
-        if name in _VALUE_READS:
-            self.calls.append(name)
-        elif name in _COPIES and _blocking_copy(name, args, kwargs):
+        counted = name in _VALUE_READS or (name in _COPIES and _blocking_copy(name, args, kwargs))
+        if counted and not in_cpu_only_reads():  # runtime.label_map reads values only when on a CPU
             self.calls.append(name)
         return func(*args, **kwargs)
 

@@ -30,7 +30,8 @@ from ..catalog import ModelSpec, catalog, get_spec
 from ..runtime import crf as dense_crf
 from ..runtime.engine import Engine
 from ..runtime.results import Failure
-from ..runtime.segmenter import Segmenter, upsample_argmax
+from ..runtime.label_map import upsample_argmax
+from ..runtime.segmenter import Segmenter
 
 PROBES_FILE = Path(__file__).parent / "probes.toml"
 SHOW_KINDS = ("scores", "features", "vector", "query_masks", "attention", "cross_attention")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import threading
 import time
 from functools import lru_cache
 
@@ -27,6 +29,24 @@ def pick_device(preferred: str | None = None) -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+_cpu_only = threading.local()
+
+
+@contextlib.contextmanager
+def cpu_only_reads():
+    """Marks code that reads tensor values on the host only when the tensors are on a CPU (where nothing
+    waits), so that the benchmark's count of would-be GPU synchronisations, taken on a CPU, leaves it out."""
+    _cpu_only.depth = getattr(_cpu_only, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _cpu_only.depth -= 1
+
+
+def in_cpu_only_reads() -> bool:
+    return getattr(_cpu_only, "depth", 0) > 0
 
 
 def device_name(device: torch.device) -> str:

@@ -14,13 +14,18 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..catalog import LabelSet, ModelSpec
-from ..evidence.uncertainty import class_probabilities, maps_from_probabilities, sampled_probabilities, top_classes
+from ..evidence.uncertainty import (
+    class_probabilities,
+    maps_from_probabilities,
+    sampled_probabilities,
+    top_classes,
+)
 from . import crf as dense_crf
 from . import optimiser
 from .devices import StepTimer, device_name
+from .label_map import upsample_argmax
 from .results import Instances, Prediction
 
 
@@ -104,41 +109,3 @@ class Segmenter:
                           confidence=confidence, entropy=entropy, precision_note=self.tuning.precision_note,
                           torch_device=str(self.device), instances=instances, top_class_ids=top_ids,
                           top_class_probs=top_probs, notes=notes)
-
-
-def upsample_argmax(
-    logits: torch.Tensor,
-    size: tuple[int, int],
-    chunk: int = 8,
-    *,
-    via: tuple[int, int] | None = None,
-    align_corners: bool = False,
-) -> torch.Tensor:
-    """Bilinearly resize 1 x C x h x w logits to `size` and take the argmax over classes.
-
-    Classes are resized a chunk at a time while a running maximum is kept, so a 150-class model on a
-    large photo needs memory for `chunk` full-size channels instead of C; the result is identical to
-    resizing all channels at once (each channel is interpolated independently, first maximum wins).
-    Eight at a time stays in the CPU's caches: 150 ADE20K classes from 64 x 86 through 512 x 683 to
-    1024 x 768 took 246 ms against 363 ms sixteen at a time on the 2-vCPU Intel Xeon (bench, README).
-    `via` resizes to that size first (mmseg goes through the network input's size on its way to the
-    image's); `align_corners` is F.interpolate's, as the checkpoint's config sets it.
-    """
-    logits = logits[0] if logits.dim() == 4 else logits
-    steps = [tuple(s) for s in (via, size) if s is not None]
-    if all(tuple(logits.shape[-2:]) == step for step in steps):
-        return logits.max(0).indices  # same as argmax(0), and several times faster on CPU
-    best_value = best_index = None
-    for start in range(0, logits.shape[0], chunk):
-        resized = logits[None, start : start + chunk]
-        for step in steps:
-            if tuple(resized.shape[-2:]) != step:
-                resized = F.interpolate(resized, size=step, mode="bilinear", align_corners=align_corners)
-        value, index = resized[0].max(0)
-        if best_value is None:
-            best_value, best_index = value, index
-            continue
-        better = value > best_value  # a later class wins only if strictly larger, as argmax's first maximum
-        torch.where(better, value, best_value, out=best_value)
-        torch.where(better, index.add_(start), best_index, out=best_index)
-    return best_index
