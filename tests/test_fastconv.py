@@ -144,10 +144,12 @@ def _forced(module: torch.nn.Module, way: str) -> torch.nn.Module:
     return copied
 
 
-@pytest.mark.parametrize("model_id", ["deeplabv3_resnet50", "fcn_r50_d8_voc", "deeplabv3_r50_d8_voc", "deeplabv3plus_r50_d8_voc"])
+@pytest.mark.parametrize("model_id", ["deeplabv3_resnet50", "fcn_r50_d8_voc", "deeplabv3_r50_d8_voc", "deeplabv3plus_r50_d8_voc",
+                                      "fastfcn_r50_d32_jpu_aspp_ade20k"])
 def test_every_dilated_family_gives_the_same_scores_as_taps(model_id, fake_weights, one_thread):
     """torchvision DeepLabV3 (dilated backbone + ASPP), the R50-D8 backbone (FCN), mmseg's ASPP and DeepLabV3+'s
-    separable (depthwise) ASPP: the rewritten model's fp32 scores equal the original's, and so does the mask."""
+    separable (depthwise) ASPP and FastFCN's JPU (dilated depthwise): the rewritten model's fp32 scores equal the
+    original's, and so does the mask."""
     fake_weights(model_id)
     segmenter = load_segmenter(get_spec(model_id), CPU)
     x = torch.randn(1, 3, 97, 129, generator=torch.Generator().manual_seed(1))
