@@ -2,9 +2,10 @@
 
 A Segmenter is built plain by its backend (fp32, upstream memory layout) and carries a Tuning: what its
 forward currently runs with. `optimise` sets the memory layout, dilated convolutions as taps on a CPU
-(runtime.fastconv), fused attention kernels (runtime.fast_attention), compilation and the precision to try; `verify_precision`, before the first prediction,
-keeps that precision only if its mask agrees with plain fp32's and, when timed, only if it is the fastest
-of plain fp32, tuned fp32 and tuned reduced precision here (runtime.speed has the building blocks).
+(runtime.fastconv), fused attention kernels (runtime.fast_attention), compilation and the precision to try;
+`verify_precision`, before the first prediction, keeps that precision only if its mask agrees with plain
+fp32's and, when timed, only if it is the fastest of plain fp32, tuned fp32 and tuned reduced precision here
+(runtime.speed has the building blocks).
 `run_forward` runs the model as tuned, and falls back to plain fp32 for good if an optimised run fails.
 `Tuning.precision` always names what runs.
 """
