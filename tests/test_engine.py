@@ -109,6 +109,11 @@ def test_the_competing_classes_bound_needs_every_resize_to_enlarge():
     one = torch.zeros(5, 8, 8)
     one[3] = 1.0
     assert torch.equal(upsample_argmax(one, (30, 31)), torch.full((30, 31), 3))
+    infinite = _decisive_scores(20, 16, 20, present=3, seed=1)
+    infinite[0, 7, 3:6, 4:9] = float("inf")
+    assert competing_classes(infinite[0], [(64, 80)]) is None
+    expected = F.interpolate(infinite, size=(64, 80), mode="bilinear").argmax(1)[0]
+    assert torch.equal(upsample_argmax(infinite, (64, 80)), expected) and (expected == 7).any()
 
 
 def test_step_timer_reports_each_step_and_total():

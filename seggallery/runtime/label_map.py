@@ -20,6 +20,8 @@ same label map, pixel for pixel, with less of that work:
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -51,7 +53,7 @@ def upsample_argmax(
             classes = competing_classes(logits, steps)
             if classes is not None and len(classes) == 1:
                 return torch.full(steps[-1], int(classes[0]), dtype=torch.int64)
-            if classes is not None and 1 < len(classes) < logits.shape[0]:  # none: scores that compare with nothing (NaN)
+            if classes is not None and 1 < len(classes) < logits.shape[0]:
                 return classes[_chunked_upsample_argmax(logits[classes], steps, chunk, align_corners)]
     return _chunked_upsample_argmax(logits, steps, chunk, align_corners)
 
@@ -66,7 +68,10 @@ def competing_classes(logits: torch.Tensor, steps: list[tuple[int, int]]) -> tor
         height, width = step
     upper = _block_extreme(logits, torch.maximum)  # C x h x w: each class's largest score in each block
     lower = _block_extreme(logits, torch.minimum).amax(0)  # h x w: what the winner there reaches at least
-    margin = ROUNDING_MARGIN * max(1.0, float(logits.abs().amax()))
+    largest = float(logits.abs().amax())
+    if not math.isfinite(largest):  # inf or NaN scores: the bound says nothing
+        return None
+    margin = ROUNDING_MARGIN * max(1.0, largest)
     return ((upper >= lower - margin).flatten(1).any(1)).nonzero()[:, 0]
 
 
